@@ -1,0 +1,38 @@
+# rollback-receiver — the two commands a new user needs: `make run`, `make test`.
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+BIN := $(VENV)/bin
+
+.PHONY: run test lint unit rules bench tools redis venv clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+tools: ## Debian packages for rules, routing and end-to-end tests (installed when missing)
+	@bash scripts/ensure-tools.sh
+
+redis: ## the machine's Redis on 127.0.0.1:6379, started when it is not answering
+	@bash scripts/ensure-redis.sh
+
+lint: venv
+	$(BIN)/ruff check receiver tests bench
+	$(BIN)/mypy
+
+test: venv tools redis lint
+	$(BIN)/pytest -q
+
+run: venv
+	@bash scripts/run-dev.sh
+
+bench: venv tools redis
+	$(PY) bench/webhook_bench.py
+	$(PY) bench/chain_bench.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

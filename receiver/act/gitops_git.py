@@ -1,0 +1,306 @@
+"""GitOps rollback with the git CLI on a cached bare clone: any git URL (https, ssh, file).
+
+The same restore as the GitHub provider, built with plumbing on a throwaway index (no work
+tree, so nothing can be left half-checked-out): the head's tree with the path replaced by its
+tree at the target, committed on top of the head, pushed without force. A push rejected as
+non-fast-forward (someone pushed first) is retried on the fetched new head, bounded.
+
+Credentials: GITOPS_TOKEN reaches git through GIT_ASKPASS (a tiny script that reads it from
+the child's environment), never through the URL; userinfo already in GITOPS_REPO and the
+token are scrubbed from every message. ssh runs in BatchMode so it never prompts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
+from receiver.act.gitops_common import (
+    HISTORY_DEPTH,
+    TRAILER_ID,
+    PathCommit,
+    RestorePlan,
+    commit_message,
+    facts_from_plan,
+    parse_trailers,
+    plan_restore,
+    pull_request_branch,
+    record_plan,
+    short,
+)
+from receiver.config import Secret
+from receiver.errors import ActionError
+
+STAGE = "gitops"
+INSPECT_TIMEOUT_SECONDS = 3.0
+EXECUTE_TIMEOUT_SECONDS = 60.0
+PUSH_ATTEMPTS = 3
+ZERO_SHA = "0" * 40
+COMMITTER_NAME = "rollback-receiver"
+COMMITTER_EMAIL = "rollback-receiver@localhost"
+
+_ASKPASS = """#!/bin/sh
+case "$1" in
+  Username*) printf '%s\\n' "${ROLLBACK_GIT_USERNAME:-x-access-token}" ;;
+  *) printf '%s\\n' "$ROLLBACK_GIT_TOKEN" ;;
+esac
+"""
+_USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@")
+_REJECTED = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "cannot lock ref")
+
+# One clone per repository per process: concurrent rollbacks of services sharing a repo queue.
+_CLONE_LOCKS: dict[str, threading.Lock] = {}
+_CLONE_LOCKS_GUARD = threading.Lock()
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Remove URL userinfo and any secret value from text meant for logs and errors."""
+    text = _USERINFO.sub(r"\g<scheme>***@", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def default_cache_dir() -> Path:
+    """Where clones are cached when no directory is given (the temp dir survives a worker)."""
+    return Path(tempfile.gettempdir()) / "rollback-receiver-git"
+
+
+class GitCommandError(Exception):
+    """A git command failed; the text and `output` (all of stderr) are already redacted."""
+
+    def __init__(self, message: str, output: str = "") -> None:
+        super().__init__(message)
+        self.output = output
+
+
+class GitRevert(RollbackAction):
+    """Restore GITOPS_PATH on GITOPS_BRANCH with git (push, or push a branch for review)."""
+
+    stage = STAGE
+
+    def __init__(
+        self,
+        url: str,
+        path: str,
+        branch: str,
+        token: Secret,
+        pull_request: bool = False,
+        *,
+        cache_dir: Path | str | None = None,
+        push_attempts: int = PUSH_ATTEMPTS,
+        inspect_timeout: float = INSPECT_TIMEOUT_SECONDS,
+        execute_timeout: float = EXECUTE_TIMEOUT_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.url = url
+        self.path = path.strip("/")
+        self.branch = branch
+        self.token = token
+        self.pull_request = pull_request
+        self.push_attempts = push_attempts
+        self.inspect_timeout = inspect_timeout
+        self.execute_timeout = execute_timeout
+        self.sleep = sleep
+        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
+        self.clone = root / f"{key}.git"
+        self.remote_ref = f"refs/remotes/origin/{branch}"
+        with _CLONE_LOCKS_GUARD:
+            self._lock = _CLONE_LOCKS.setdefault(str(self.clone), threading.Lock())
+
+    # -- git -------------------------------------------------------------------------------
+
+    def _secrets(self) -> tuple[str, ...]:
+        token = self.token.get()
+        return (token,) if token else ()
+
+    def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env.update({
+            "GIT_DIR": str(self.clone),
+            "GIT_TERMINAL_PROMPT": "0",
+            "GIT_AUTHOR_NAME": COMMITTER_NAME,
+            "GIT_AUTHOR_EMAIL": COMMITTER_EMAIL,
+            "GIT_COMMITTER_NAME": COMMITTER_NAME,
+            "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
+            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+        })
+        token = self.token.get()
+        if token:
+            askpass = self.clone.parent / "askpass.sh"
+            if not askpass.exists():  # write then rename: another worker may run it meanwhile
+                self.clone.parent.mkdir(parents=True, exist_ok=True)
+                partial = askpass.with_name(f"askpass.{os.getpid()}.{threading.get_ident()}")
+                partial.write_text(_ASKPASS, encoding="utf-8")
+                partial.chmod(0o700)
+                partial.replace(askpass)
+            env["GIT_ASKPASS"] = str(askpass)
+            env["ROLLBACK_GIT_TOKEN"] = token
+        env.update(extra or {})
+        return env
+
+    def _git(self, *args: str, timeout: float, stdin: str | None = None,
+             env: dict[str, str] | None = None) -> str:
+        """Run git on the cached clone; raise GitCommandError with a redacted message."""
+        try:
+            result = subprocess.run(
+                ["git", *args], input=stdin.encode() if stdin is not None else None,
+                capture_output=True, env=self._env(env), timeout=timeout, check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise GitCommandError(f"git {args[0]} timed out after {timeout:.0f} s") from None
+        if result.returncode != 0:
+            stderr = redact(result.stderr.decode(errors="replace"), self._secrets())
+            lines = [ln for ln in stderr.strip().splitlines() if not ln.startswith("hint:")]
+            detail = " / ".join(lines[-3:]) or f"exit {result.returncode}"
+            raise GitCommandError(f"git {args[0]} failed: {detail}", stderr)
+        return result.stdout.decode(errors="replace").rstrip("\n")
+
+    def _fail(self, what: str, exc: GitCommandError,
+              ctx: ActionContext | None = None) -> ActionError:
+        return ActionError(
+            STAGE, f"{what} ({redact(self.url)}): {exc}", dict(ctx.details) if ctx else {}
+        )
+
+    def _fetch(self, timeout: float) -> None:
+        """Create the bare cache on first use, then fetch the branch into origin/<branch>."""
+        if not (self.clone / "HEAD").exists():
+            self.clone.parent.mkdir(parents=True, exist_ok=True)
+            subprocess.run(["git", "init", "-q", "--bare", str(self.clone)], check=True,
+                           capture_output=True, timeout=30, env=self._env())
+            self._git("config", "remote.origin.url", self.url, timeout=timeout)
+        self._git("fetch", "--quiet", "--no-tags", "origin",
+                  f"+refs/heads/{self.branch}:{self.remote_ref}", timeout=timeout)
+
+    def _history(self, timeout: float) -> list[PathCommit]:
+        out = self._git("log", f"-n{HISTORY_DEPTH}", "--format=%H%x00%P%x00%ct%x00%B%x1e",
+                        self.remote_ref, "--", self.path, timeout=timeout)
+        history = []
+        for record in out.split("\x1e"):
+            record = record.strip("\n")
+            if not record:
+                continue
+            sha, parents, stamp, message = record.split("\x00", 3)
+            history.append(PathCommit(sha, tuple(parents.split()), message, float(stamp)))
+        return history
+
+    @contextmanager
+    def _index(self) -> Iterator[dict[str, str]]:
+        with tempfile.TemporaryDirectory(prefix="rollback-index-") as tmp:
+            yield {"GIT_INDEX_FILE": str(Path(tmp) / "index")}
+
+    def _restore_tree(self, head: str, target: str, timeout: float) -> str:
+        """The head's tree with the path replaced by its content at `target` (or removed)."""
+        with self._index() as env:
+            self._git("read-tree", head, env=env, timeout=timeout)
+            names = self._git("ls-tree", "-r", "-z", "--name-only", head, "--", self.path,
+                              timeout=timeout)
+            removals = "".join(f"0 {ZERO_SHA}\t{n}\0" for n in names.split("\0") if n)
+            if removals:
+                self._git("update-index", "-z", "--index-info", stdin=removals, env=env,
+                          timeout=timeout)
+            additions = self._git("ls-tree", "-r", "-z", target, "--", self.path,
+                                  timeout=timeout)
+            if additions:
+                self._git("update-index", "-z", "--index-info", stdin=additions,
+                          env=env, timeout=timeout)
+            return self._git("write-tree", env=env, timeout=timeout)
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def inspect(self, job: RollbackJob) -> TargetFacts:
+        """Fetch the branch and read the path's history: current, target, newest change."""
+        with self._lock:
+            try:
+                self._fetch(self.inspect_timeout)
+                history = self._history(self.inspect_timeout)
+            except GitCommandError as exc:
+                raise self._fail("cannot read the gitops repository", exc) from None
+        return facts_from_plan(plan_restore(job, self.path, history, STAGE), "git")
+
+    def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
+        """Commit the restore on top of the branch and push it, retrying a lost race."""
+        timeout = self.execute_timeout
+        with self._lock:
+            try:
+                self._fetch(timeout)
+                plan = plan_restore(job, self.path, self._history(timeout), STAGE)
+                if job.target_commit:
+                    target = self._git("rev-parse", "--verify", "--quiet",
+                                       f"{job.target_commit}^{{commit}}", timeout=timeout)
+                    plan = RestorePlan(plan.rolled_back_from, target, plan.last_change_at,
+                                       plan.already_rolled_back)
+            except GitCommandError as exc:
+                raise self._fail("cannot read the gitops repository", exc, ctx) from None
+            record_plan(ctx.details, plan)
+            for attempt in range(1, self.push_attempts + 1):
+                try:
+                    if self._push_once(job, ctx, plan):
+                        return
+                    self._fetch(timeout)
+                except GitCommandError as exc:
+                    raise self._fail("git rollback failed", exc, ctx) from None
+                ctx.log(f"push of the restore of {self.path} was rejected (attempt {attempt} "
+                        f"of {self.push_attempts}); rebuilding on the new head")
+                self.sleep(min(0.5 * attempt, 2.0))
+        raise ActionError(
+            STAGE,
+            f"branch {self.branch} kept moving: push rejected as non-fast-forward "
+            f"{self.push_attempts} times; nothing was pushed",
+            dict(ctx.details),
+        )
+
+    def _push_once(self, job: RollbackJob, ctx: ActionContext, plan: RestorePlan) -> bool:
+        """Build and push one restore commit; False when the push lost a race."""
+        timeout = self.execute_timeout
+        head = self._git("rev-parse", self.remote_ref, timeout=timeout)
+        head_message = self._git("log", "-1", "--format=%B", head, timeout=timeout)
+        if parse_trailers(head_message).get(TRAILER_ID) == job.rollback_id:
+            ctx.details["revert_commit"] = head  # an earlier push landed
+            return True
+        tree = self._restore_tree(head, plan.target, timeout)
+        if tree == self._git("rev-parse", f"{head}^{{tree}}", timeout=timeout):
+            raise ActionError(
+                STAGE,
+                f"{self.path} on {self.branch} already matches {short(plan.target)}; "
+                "nothing to restore",
+                dict(ctx.details),
+            )
+        message = commit_message(job, self.path, plan.rolled_back_from, plan.target)
+        sha = self._git("commit-tree", tree, "-p", head, "-F", "-", stdin=message,
+                        timeout=timeout)
+        branch = pull_request_branch(job) if self.pull_request else self.branch
+        ctx.ensure_owned()
+        if not self._push(sha, branch, timeout):
+            return False
+        ctx.details["revert_commit"] = sha
+        if self.pull_request:
+            ctx.details["pull_request"] = branch
+            ctx.details["pull_request_branch"] = branch
+            ctx.details["validated"] = False
+            ctx.log(f"pushed {short(sha)} to branch {branch}; merge it into {self.branch}")
+        else:
+            ctx.log(f"pushed {short(sha)} to {self.branch}: {self.path} restored to "
+                    f"{short(plan.target)}")
+        return True
+
+    def _push(self, sha: str, branch: str, timeout: float) -> bool:
+        """Push without force; False when the remote rejected it as not a fast-forward."""
+        try:
+            self._git("push", "origin", f"{sha}:refs/heads/{branch}", timeout=timeout)
+        except GitCommandError as exc:
+            if any(marker in exc.output for marker in _REJECTED):
+                return False
+            raise
+        return True

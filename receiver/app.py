@@ -1,0 +1,177 @@
+"""create_app: wires settings, the state store, the engine, the blueprints and metrics."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any
+
+from flask import Flask, Response, jsonify
+from werkzeug.exceptions import HTTPException
+
+from receiver import metrics
+from receiver.act.base import RollbackJob
+from receiver.config import Settings
+from receiver.errors import ReceiverError
+from receiver.logs import setup_logging
+from receiver.pipeline import ActionFactory, Engine, SilenceCheck, Tell
+from receiver.state.store import Store
+
+log = logging.getLogger("receiver.app")
+
+MAX_BODY = 1024 * 1024
+
+
+def default_action_factory() -> ActionFactory:
+    from receiver.act.factory import build_actions
+
+    return build_actions
+
+
+def default_silence_check(settings: Settings) -> SilenceCheck | None:
+    """Ask Alertmanager for an active silence matching the alert (freeze silences included)."""
+    if not settings.alertmanager_url:
+        return None
+    from receiver.clients.alertmanager import AlertmanagerClient
+
+    client = AlertmanagerClient(settings.alertmanager_url, timeout=2.0)
+
+    def check(labels: dict[str, str]) -> tuple[bool, str]:
+        found = client.matching_silences(labels)
+        if not found:
+            return False, "no matching silence"
+        first = found[0]
+        return True, f"silenced by {first.id} ({first.created_by}: {first.comment})"
+
+    return check
+
+
+def default_notifications(settings: Settings, store: Store) -> tuple[Tell, Any]:
+    from receiver.tell.notify import Notifications
+
+    notifications = Notifications.from_settings(settings, once=store.claim_once)
+    return notifications.notify, notifications
+
+
+def default_stabilizer(settings: Settings) -> Any:
+    if not settings.prometheus_url or settings.stabilization_seconds <= 0:
+        return None
+    from receiver.act.validate import errors_fell
+    from receiver.clients.prometheus import PrometheusClient
+
+    client = PrometheusClient(settings.prometheus_url, timeout=3.0)
+
+    def stabilize(job: RollbackJob) -> bool | None:
+        return errors_fell(
+            client,
+            job.service,
+            job.namespace,
+            settings.stabilization_threshold,
+            settings.stabilization_seconds,
+        )
+
+    return stabilize
+
+
+def build_engine(
+    settings: Settings,
+    store: Store | None = None,
+    build_actions: ActionFactory | None = None,
+    tell: Tell | None = None,
+    silences: SilenceCheck | None = None,
+    stabilize: Any = None,
+) -> Engine:
+    """The engine with the real backends, unless a test hands in its own."""
+    store = store or Store.from_settings(settings)
+    notifications = None
+    if tell is None:
+        tell, notifications = default_notifications(settings, store)
+    engine = Engine(
+        settings,
+        store,
+        build_actions or default_action_factory(),
+        tell,
+        silences if silences is not None else default_silence_check(settings),
+        stabilize if stabilize is not None else default_stabilizer(settings),
+    )
+    engine.notifications = notifications  # type: ignore[attr-defined]
+    return engine
+
+
+class Sweeper:
+    """Every REAPER_INTERVAL_SECONDS: reap expired leases, expire approvals, veto deadlines."""
+
+    def __init__(self, engine: Engine, interval: float) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                self.engine.sweep()
+            except ReceiverError as exc:
+                log.warning("sweep skipped", extra={"error": exc.message})
+            except Exception:
+                log.exception("sweep failed")
+
+
+def create_app(
+    settings: Settings | None = None, engine: Engine | None = None, start_sweeper: bool = True
+) -> Flask:
+    """The Flask app; `settings` default to the environment, `engine` to the real backends."""
+    settings = settings or Settings.from_env()
+    setup_logging(settings.log_level, settings.log_file, settings.secret_values)
+    engine = engine or build_engine(settings)
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.extensions["rollback"] = engine
+    app.extensions["settings"] = settings
+    metrics.precreate(settings.services)
+
+    from receiver.http.api import bp as api_bp
+    from receiver.http.webhook import bp as webhook_bp
+
+    app.register_blueprint(webhook_bp)
+    app.register_blueprint(api_bp)
+
+    @app.errorhandler(ReceiverError)
+    def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:
+        if exc.status_code >= 500:
+            log.error("request failed", extra={"error": exc.message, "status": exc.status_code})
+        return jsonify(exc.to_dict()), exc.status_code
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException) -> tuple[Response, int]:
+        code = exc.code or 500
+        messages = {413: "payload larger than 1 MiB", 404: "not found", 405: "method not allowed"}
+        return jsonify({"error": messages.get(code, exc.name.lower())}), code
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception) -> tuple[Response, int]:
+        log.exception("unhandled error")
+        return jsonify({"error": f"internal error ({exc.__class__.__name__})"}), 500
+
+    if settings.embedded_store:
+        log.warning(
+            "REDIS_URL is not set: using the embedded in-process store. Locks, dedupe and "
+            "rate limits are NOT shared between processes or replicas; run one worker only."
+        )
+    if not settings.webhook_token and not settings.webhook_username:
+        log.warning("WEBHOOK_TOKEN and WEBHOOK_USERNAME are unset: the webhook accepts anyone")
+    if not settings.api_enabled:
+        log.info("ADMIN_TOKEN is unset: the /api/v1 admin API is disabled (403)")
+    if start_sweeper:
+        sweeper = Sweeper(engine, settings.reaper_interval_seconds)
+        sweeper.start()
+        app.extensions["sweeper"] = sweeper
+    return app

@@ -1,0 +1,125 @@
+"""/api/v1: history, manual rollbacks, approvals, status and explain (ADMIN_TOKEN)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from receiver.errors import BadRequest, NotFound
+from receiver.http.auth import admin_actor
+from receiver.intake.payload import parse_message
+from receiver.pipeline import Engine, ManualRequest
+
+bp = Blueprint("api", __name__, url_prefix="/api/v1")
+
+
+def engine() -> Engine:
+    return current_app.extensions["rollback"]  # type: ignore[no-any-return]
+
+
+@bp.before_request
+def _authenticate() -> None:
+    token_name = admin_actor(request, engine().settings)
+    # The CLI names the person ($USER) behind the shared token; the token's name stays in the log.
+    person = request.headers.get("X-Rollback-Actor", "").strip()[:64]
+    request.environ["receiver.actor"] = f"{person} (token {token_name})" if person else token_name
+
+
+def _actor() -> str:
+    return str(request.environ.get("receiver.actor", "admin"))
+
+
+def _json_object() -> dict[str, Any]:
+    if not request.is_json:
+        raise BadRequest("Content-Type must be application/json")
+    data = request.get_json(silent=True)
+    if not isinstance(data, dict):
+        raise BadRequest("body must be a JSON object")
+    return data
+
+
+@bp.get("/rollbacks")
+def list_rollbacks() -> Response:
+    raw_limit = request.args.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
+    service = request.args.get("service") or None
+    records = engine().store.list_records(service, int(raw_limit))
+    return jsonify({"rollbacks": [r.to_dict() for r in records]})
+
+
+@bp.get("/rollbacks/<rollback_id>")
+def get_rollback(rollback_id: str) -> Response:
+    record = engine().store.get_record(rollback_id)
+    if record is None:
+        raise NotFound(f"no rollback {rollback_id}")
+    return jsonify(record.to_dict())
+
+
+def _opt_str(data: dict[str, Any], name: str) -> str | None:
+    value = data.get(name)
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise BadRequest(f"{name} must be a string")
+    return value
+
+
+def _opt_bool(data: dict[str, Any], name: str) -> bool:
+    value = data.get(name, False)
+    if not isinstance(value, bool):
+        raise BadRequest(f"{name} must be true or false")
+    return value
+
+
+@bp.post("/rollbacks")
+def manual_rollback() -> tuple[Response, int]:
+    data = _json_object()
+    service = _opt_str(data, "service")
+    if not service:
+        raise BadRequest("service is required")
+    mode = _opt_str(data, "mode")
+    if mode is not None and mode not in ("gitops", "argocd", "both"):
+        raise BadRequest("mode must be gitops, argocd or both")
+    manual = ManualRequest(
+        service=service,
+        mode=mode,
+        target_commit=_opt_str(data, "target_commit"),
+        target_revision=_opt_str(data, "target_revision"),
+        reason=_opt_str(data, "reason") or "manual rollback",
+        dry_run=_opt_bool(data, "dry_run"),
+        force=_opt_bool(data, "force"),
+    )
+    outcome, record = engine().manual_rollback(manual, _actor())
+    status = 202 if record.state == "running" else 200
+    return jsonify({**outcome.to_dict(), "record": record.to_dict()}), status
+
+
+@bp.post("/rollbacks/<rollback_id>/approve")
+def approve(rollback_id: str) -> Response:
+    return jsonify(engine().approve(rollback_id, _actor()).to_dict())
+
+
+@bp.post("/rollbacks/<rollback_id>/reject")
+def reject(rollback_id: str) -> Response:
+    return jsonify(engine().reject(rollback_id, _actor()).to_dict())
+
+
+@bp.get("/status")
+def status() -> Response:
+    eng = engine()
+    service = request.args.get("service")
+    services = [service] if service else sorted(set(eng.settings.services) | eng.store.services())
+    return jsonify({"services": [eng.status(s) for s in services]})
+
+
+@bp.post("/explain")
+def explain() -> Response:
+    message = parse_message(_json_object())
+    eng = engine()
+    answers = []
+    for alert in message.alerts:
+        outcome = eng.handle_alert(alert, explain_only=True)
+        answers.append({**outcome.to_dict(), "checks": list(outcome.checks)})
+    return jsonify({"alerts": answers})

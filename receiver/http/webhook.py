@@ -1,0 +1,94 @@
+"""POST /webhook (Alertmanager in), /healthz, /readyz, /metrics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from receiver import metrics
+from receiver.errors import BadRequest, PayloadTooLarge, ReceiverError, UnsupportedMediaType
+from receiver.http.auth import check_webhook
+from receiver.intake.payload import parse_message
+from receiver.pipeline import Engine
+
+bp = Blueprint("webhook", __name__)
+log = logging.getLogger("receiver.webhook")
+MAX_BODY = 1024 * 1024
+
+
+def engine() -> Engine:
+    return current_app.extensions["rollback"]  # type: ignore[no-any-return]
+
+
+@bp.post("/webhook")
+def webhook() -> tuple[Response, int]:
+    """One answer per alert, in delivery order; 503 when the state store is unreachable."""
+    started = time.perf_counter()
+    code = 500
+    try:
+        body, code = _handle()
+        return body, code
+    except ReceiverError as exc:
+        code = exc.status_code
+        if code == 503:
+            log.error(
+                "webhook refused: state store unreachable, Alertmanager will retry",
+                extra={"error": exc.message},
+            )
+        elif code != 401:
+            log.warning("webhook rejected", extra={"status": code, "error": exc.message})
+        return jsonify(exc.to_dict()), code
+    finally:
+        metrics.WEBHOOK_REQUESTS.labels(str(code)).inc()
+        metrics.WEBHOOK_DURATION.observe(time.perf_counter() - started)
+
+
+def _handle() -> tuple[Response, int]:
+    eng = engine()
+    check_webhook(request, eng.settings)
+    if request.content_length is not None and request.content_length > MAX_BODY:
+        raise PayloadTooLarge("payload larger than 1 MiB")
+    if not request.is_json:
+        raise UnsupportedMediaType("Content-Type must be application/json")
+    raw = request.get_data(cache=False)
+    if len(raw) > MAX_BODY:
+        raise PayloadTooLarge("payload larger than 1 MiB")
+    try:
+        payload = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise BadRequest("body is not valid JSON") from None
+    message = parse_message(payload)
+    if message.truncated_alerts > 0:
+        log.warning(
+            "Alertmanager truncated this delivery (max_alerts): some alerts are missing",
+            extra={"truncated_alerts": message.truncated_alerts, "group_key": message.group_key},
+        )
+    answers = [eng.handle_alert(alert).to_dict() for alert in message.alerts]
+    return jsonify({"alerts": answers}), 200
+
+
+@bp.get("/healthz")
+def healthz() -> tuple[Response, int]:
+    return jsonify({"status": "ok"}), 200
+
+
+@bp.get("/readyz")
+def readyz() -> tuple[Response, int]:
+    if engine().store.ping():
+        return jsonify({"status": "ready"}), 200
+    return jsonify({"status": "not ready", "error": "state store unreachable"}), 503
+
+
+@bp.get("/metrics")
+def metrics_endpoint() -> Response:
+    eng = engine()
+    body = metrics.render_process_metrics()
+    try:
+        in_progress, transitions = eng.store.gauges(set(eng.settings.services))
+        body += metrics.render_gauges(in_progress, transitions)
+    except ReceiverError:
+        log.warning("metrics: state store unreachable; Redis-backed gauges omitted")
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")

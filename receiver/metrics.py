@@ -1,0 +1,122 @@
+"""The `rollback_*` metrics, named exactly as the contract fixes them.
+
+Counters and histograms are process-local and, under gunicorn, aggregated
+across workers by prometheus_client's multiprocess mode
+(PROMETHEUS_MULTIPROC_DIR). The two gauges `rollback_in_progress` and
+`rollback_last_transition_timestamp_seconds` are not kept in the process at
+all: `render` reads them from the state store at scrape time, so they tell the
+truth whichever replica, worker or CLI ran the rollback.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client import multiprocess as mp
+
+SKIP_REASONS = (
+    "disabled",
+    "tier_disabled",
+    "dry_run",
+    "duplicate",
+    "locked",
+    "cooldown",
+    "rate_limit_hour",
+    "rate_limit_day",
+    "blackout",
+    "silenced",
+    "approval_expired",
+    "rejected",
+    "already_rolled_back",
+    "no_recent_change",
+    "autosync_enabled",
+    "global_limit",
+    "no_target",
+)
+FAILED_STAGES = ("gitops", "argocd", "validation", "interrupted")
+TIERS = ("critical", "emergency", "manual")
+CHANNELS = ("slack", "pagerduty")
+
+STARTED = Counter("rollback_started_total", "Rollbacks started", ["service", "tier"])
+COMPLETED = Counter("rollback_completed_total", "Rollbacks completed", ["service", "tier"])
+FAILED = Counter("rollback_failed_total", "Rollbacks failed", ["service", "tier", "stage"])
+SKIPPED = Counter("rollback_skipped_total", "Triggers not rolled back", ["service", "reason"])
+DECISIONS = Counter("rollback_decisions_total", "Every decision", ["decision", "reason"])
+NOT_EFFECTIVE = Counter(
+    "rollback_not_effective_total", "Rolled back, but errors did not fall", ["service"]
+)
+NOTIFY_FAILURES = Counter(
+    "rollback_notification_failures_total", "Notifications not delivered", ["channel"]
+)
+DURATION = Histogram(
+    "rollback_duration_seconds",
+    "Time from rollback start to its end",
+    ["service"],
+    buckets=(5, 15, 30, 60, 120, 300, 600, 900, 1200, 1800),
+)
+WEBHOOK_REQUESTS = Counter("rollback_webhook_requests_total", "Webhook requests", ["code"])
+WEBHOOK_DURATION = Histogram(
+    "rollback_webhook_duration_seconds",
+    "Webhook request latency",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+
+def precreate(services: Iterable[str]) -> None:
+    """Zero series for configured services, so rate() and absent() work from the start."""
+    for service in services:
+        NOT_EFFECTIVE.labels(service)
+        for tier in TIERS:
+            STARTED.labels(service, tier)
+            COMPLETED.labels(service, tier)
+            for stage in FAILED_STAGES:
+                FAILED.labels(service, tier, stage)
+        for reason in SKIP_REASONS:
+            SKIPPED.labels(service, reason)
+    for channel in CHANNELS:
+        NOTIFY_FAILURES.labels(channel)
+
+
+def _escape(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
+
+
+def render_gauges(in_progress: dict[str, int], transitions: dict[tuple[str, str], float]) -> bytes:
+    """Text format for the two Redis-backed gauges."""
+    lines = [
+        "# HELP rollback_in_progress 1 while a rollback of the service runs (from the store)",
+        "# TYPE rollback_in_progress gauge",
+    ]
+    lines += [
+        f'rollback_in_progress{{service="{_escape(s)}"}} {v}'
+        for s, v in sorted(in_progress.items())
+    ]
+    lines += [
+        "# HELP rollback_last_transition_timestamp_seconds When the newest rollback of the "
+        "service last entered a state (from the store)",
+        "# TYPE rollback_last_transition_timestamp_seconds gauge",
+    ]
+    lines += [
+        "rollback_last_transition_timestamp_seconds"
+        f'{{service="{_escape(s)}",state="{_escape(st)}"}} {ts}'
+        for (s, st), ts in sorted(transitions.items())
+    ]
+    return ("\n".join(lines) + "\n").encode()
+
+
+def render_process_metrics() -> bytes:
+    """Counters and histograms: all workers' under multiprocess mode, else this process's."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        registry = CollectorRegistry()
+        mp.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+        return generate_latest(registry)
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY)

@@ -1,0 +1,352 @@
+"""The state store: Redis (or an embedded in-process stand-in) behind one small class.
+
+Every Redis error becomes `StoreUnavailable`, which the webhook answers with
+503 so Alertmanager retries: with no state there is no safe decision.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+import redis
+
+from receiver.config import Settings
+from receiver.errors import StoreUnavailable
+from receiver.state.history import FINAL_STATES, RollbackRecord
+from receiver.state.reservation import ReserveResult, Scripts, decode
+
+log = logging.getLogger("receiver.state")
+T = TypeVar("T")
+
+EPISODE_TTL_SECONDS = 7 * 86400
+GAUGE_STATES = ("running", "completed", "failed", "interrupted")
+
+
+def client_options() -> dict[str, Any]:
+    """Short timeouts and few retries: Alertmanager retries a 503 itself, so fail fast."""
+    from redis.backoff import ExponentialBackoff
+    from redis.retry import Retry
+
+    return {
+        "decode_responses": True,
+        "socket_timeout": 2.0,
+        "socket_connect_timeout": 1.0,
+        "health_check_interval": 15,
+        "retry": Retry(ExponentialBackoff(cap=0.2, base=0.05), 1),
+    }
+
+
+def connect(settings: Settings) -> redis.Redis:
+    """A client for REDIS_URL, through Sentinel when REDIS_SENTINELS is set, else embedded."""
+    options = client_options()
+    if settings.redis_sentinels:
+        from redis.sentinel import Sentinel
+
+        ssl = bool(settings.redis_url and settings.redis_url.startswith("rediss://"))
+        sentinel = Sentinel(  # type: ignore[no-untyped-call]
+            list(settings.redis_sentinels),
+            sentinel_kwargs={"socket_timeout": 2.0},
+            ssl=ssl,
+            **options,
+        )
+        master = sentinel.master_for(  # type: ignore[no-untyped-call]
+            settings.redis_sentinel_master, **options
+        )
+        return master  # type: ignore[no-any-return]
+    if settings.redis_url:
+        return redis.Redis.from_url(settings.redis_url, **options)
+    import fakeredis
+
+    return fakeredis.FakeRedis(decode_responses=True)
+
+
+class Store:
+    """Safety state, history and gauges of the receiver, shared by every replica."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        prefix: str = "rollback:",
+        retention_days: int = 30,
+        max_records: int = 1000,
+    ) -> None:
+        self.client = client
+        self.prefix = prefix
+        self.retention_seconds = retention_days * 86400
+        self.max_records = max_records
+        self._scripts: Scripts | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Store:
+        return cls(
+            connect(settings),
+            settings.redis_prefix,
+            settings.history_retention_days,
+            settings.history_max_records,
+        )
+
+    @property
+    def scripts(self) -> Scripts:
+        if self._scripts is None:
+            self._scripts = Scripts(self.client)
+        return self._scripts
+
+    def key(self, *parts: str) -> str:
+        return self.prefix + ":".join(parts)
+
+    def _call(self, fn: Callable[[], T]) -> T:
+        try:
+            return fn()
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"state store unreachable: {exc.__class__.__name__}") from None
+
+    @contextmanager
+    def guarded(self) -> Iterator[None]:
+        try:
+            yield
+        except redis.RedisError as exc:
+            raise StoreUnavailable(f"state store unreachable: {exc.__class__.__name__}") from None
+
+    def ping(self) -> bool:
+        try:
+            return bool(self.client.ping())
+        except redis.RedisError:
+            return False
+
+    # -- episodes and reservations -------------------------------------------------------
+
+    def episode_owner(self, episode: str) -> str | None:
+        value = self._call(lambda: self.client.get(self.key("episode", episode)))
+        return decode(value) or None
+
+    def reserve(
+        self,
+        *,
+        service: str,
+        rollback_id: str,
+        episode: str | None,
+        mode: str,
+        force: bool,
+        lease_seconds: int,
+        cooldown_minutes: int,
+        max_hour: int,
+        max_day: int,
+        max_concurrent: int,
+        expect_state: str = "",
+        new_state: str = "",
+        now: float | None = None,
+    ) -> ReserveResult:
+        """The atomic reservation (RESERVE_SCRIPT): dedupe, lock, cooldown, limits, record."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        keys = [
+            self.key("episode", episode or "-"),
+            self.key("lock", service),
+            self.key("locks"),
+            self.key("starts", service),
+            self.key("running"),
+            self.key("rstate", rollback_id),
+        ]
+        args: list[str | int] = [
+            now_ms,
+            rollback_id,
+            lease_seconds * 1000,
+            cooldown_minutes * 60000,
+            max_hour,
+            max_day,
+            max_concurrent,
+            EPISODE_TTL_SECONDS,
+            service,
+            mode,
+            "1" if episode else "0",
+            "1" if force else "0",
+            expect_state,
+            new_state,
+        ]
+        with self.guarded():
+            reason, detail = self.scripts.reserve(keys=keys, args=args)
+            self.client.sadd(self.key("services"), service)
+        return ReserveResult(decode(reason), decode(detail))
+
+    def _lock_keys(self, service: str) -> list[str]:
+        return [self.key("lock", service), self.key("locks"), self.key("running")]
+
+    def renew(self, service: str, owner: str, lease_seconds: int) -> bool:
+        now_ms = int(time.time() * 1000)
+        with self.guarded():
+            result = self.scripts.renew(
+                keys=self._lock_keys(service), args=[owner, service, now_ms, lease_seconds * 1000]
+            )
+        return int(result) == 1
+
+    def owns(self, service: str, owner: str) -> bool:
+        return decode(self._call(lambda: self.client.get(self.key("lock", service)))) == owner
+
+    def release(self, service: str, owner: str) -> int:
+        with self.guarded():
+            return int(self.scripts.release(keys=self._lock_keys(service), args=[owner, service]))
+
+    def lock_owner(self, service: str) -> str | None:
+        return decode(self._call(lambda: self.client.get(self.key("lock", service)))) or None
+
+    def reap_expired(self, now: float | None = None) -> list[tuple[str, str]]:
+        """Take over every lease that expired mid-run; each is returned to exactly one caller."""
+        now_ms = int((time.time() if now is None else now) * 1000)
+        with self.guarded():
+            due = self.client.zrangebyscore(self.key("locks"), "-inf", now_ms)
+            reaped = []
+            for raw in due:
+                service = decode(raw)
+                owner = self.scripts.reap(keys=self._lock_keys(service), args=[service, now_ms])
+                if owner is not None and owner is not False:
+                    reaped.append((service, decode(owner)))
+        return reaped
+
+    def held_locks(self) -> int:
+        now_ms = int(time.time() * 1000)
+        return int(self._call(lambda: self.client.zcount(self.key("locks"), f"({now_ms}", "+inf")))
+
+    # -- records -----------------------------------------------------------------------
+
+    def create_record(self, record: RollbackRecord) -> None:
+        """Store a new record and index it (newest first), trimming old ones."""
+        created = time.time()
+        with self.guarded():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.set(self.key("record", record.id), record.to_json(), ex=self.retention_seconds)
+            pipe.set(self.key("rstate", record.id), record.state, ex=self.retention_seconds)
+            for index in (self.key("history"), self.key("history", record.service)):
+                pipe.zadd(index, {record.id: created})
+                pipe.zremrangebyscore(index, "-inf", created - self.retention_seconds)
+                pipe.zremrangebyrank(index, 0, -self.max_records - 1)
+            pipe.sadd(self.key("services"), record.service)
+            pipe.execute()
+
+    def get_record(self, rollback_id: str) -> RollbackRecord | None:
+        text = self._call(lambda: self.client.get(self.key("record", rollback_id)))
+        if not text:
+            return None
+        record = RollbackRecord.from_json(decode(text))
+        state = decode(self._call(lambda: self.client.get(self.key("rstate", rollback_id))))
+        if state:
+            record.state = state
+        return record
+
+    def record_state(self, rollback_id: str) -> str | None:
+        return decode(self._call(lambda: self.client.get(self.key("rstate", rollback_id)))) or None
+
+    def save_record(self, record: RollbackRecord, expect: tuple[str, ...] = ()) -> bool:
+        """Write a record if its state is one of `expect` (any when empty); False otherwise."""
+        with self.guarded():
+            written, _current = self.scripts.transition(
+                keys=[self.key("rstate", record.id), self.key("record", record.id)],
+                args=[",".join(expect), record.state, record.to_json(), self.retention_seconds],
+            )
+        return int(written) == 1
+
+    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
+        index = self.key("history", service) if service else self.key("history")
+        ids = self._call(lambda: self.client.zrevrange(index, 0, max(limit, 1) - 1))
+        records = []
+        for rollback_id in ids:
+            record = self.get_record(decode(rollback_id))
+            if record is not None:
+                records.append(record)
+        return records
+
+    # -- revisions -----------------------------------------------------------------------
+
+    def remember_revisions(
+        self, service: str, rolled_back_from: str | None, rolled_back_to: str | None
+    ) -> None:
+        with self.guarded():
+            if rolled_back_from:
+                self.client.sadd(self.key("badrevs", service), rolled_back_from)
+            if rolled_back_to:
+                self.client.sadd(self.key("restored", service), rolled_back_to)
+
+    def bad_revisions(self, service: str) -> frozenset[str]:
+        return frozenset(self._members(self.key("badrevs", service)))
+
+    def restored_revisions(self, service: str) -> frozenset[str]:
+        return frozenset(self._members(self.key("restored", service)))
+
+    # -- gauges and status ----------------------------------------------------------------
+
+    def mark_transition(self, service: str, state: str, ts: float | None = None) -> None:
+        """When the newest rollback of a service entered a state (a new run starts afresh)."""
+        key = self.key("transitions", service)
+        with self.guarded():
+            pipe = self.client.pipeline(transaction=True)
+            if state == "running":
+                pipe.delete(key)
+            pipe.hset(key, state, f"{time.time() if ts is None else ts:.3f}")
+            pipe.sadd(self.key("services"), service)
+            pipe.execute()
+
+    def services(self) -> set[str]:
+        return self._members(self.key("services"))
+
+    def _members(self, key: str) -> set[str]:
+        return {decode(m) for m in self._call(lambda: self.client.smembers(key))}
+
+    def gauges(self, configured: set[str]) -> tuple[dict[str, int], dict[tuple[str, str], float]]:
+        """rollback_in_progress and rollback_last_transition_timestamp_seconds, from Redis."""
+        with self.guarded():
+            known = {decode(m) for m in self.client.smembers(self.key("services"))}
+            services = sorted(configured | known)
+            pipe = self.client.pipeline(transaction=False)
+            for service in services:
+                pipe.exists(self.key("lock", service))
+                pipe.hgetall(self.key("transitions", service))
+            results = pipe.execute()
+        in_progress: dict[str, int] = {}
+        transitions: dict[tuple[str, str], float] = {}
+        for i, service in enumerate(services):
+            in_progress[service] = 1 if results[2 * i] else 0
+            for state, ts in results[2 * i + 1].items():
+                if decode(state) in GAUGE_STATES:
+                    transitions[(service, decode(state))] = float(ts)
+        return in_progress, transitions
+
+    def window_counts(self, service: str, now: float | None = None) -> dict[str, Any]:
+        now_ms = int((time.time() if now is None else now) * 1000)
+        key = self.key("starts", service)
+        with self.guarded():
+            hour = self.client.zcount(key, now_ms - 3600000, "+inf")
+            day = self.client.zcount(key, now_ms - 86400000, "+inf")
+            last = self.client.zrevrange(key, 0, 0, withscores=True)
+        return {
+            "hour": int(hour),
+            "day": int(day),
+            "last_start": float(last[0][1]) / 1000 if last else None,
+        }
+
+    # -- approval and once-only ---------------------------------------------------------
+
+    def add_deadline(self, kind: str, rollback_id: str, at: float) -> None:
+        self._call(lambda: self.client.zadd(self.key(kind), {rollback_id: at}))
+
+    def remove_deadline(self, kind: str, rollback_id: str) -> None:
+        self._call(lambda: self.client.zrem(self.key(kind), rollback_id))
+
+    def due(self, kind: str, now: float | None = None) -> list[str]:
+        at = time.time() if now is None else now
+        return [
+            decode(x)
+            for x in self._call(lambda: self.client.zrangebyscore(self.key(kind), "-inf", at))
+        ]
+
+    def claim_once(self, name: str, ttl_seconds: int) -> bool:
+        """True for the first caller only (SET NX EX): one notification per episode."""
+        return bool(
+            self._call(
+                lambda: self.client.set(self.key("once", name), "1", nx=True, ex=ttl_seconds)
+            )
+        )
+
+    def is_final(self, rollback_id: str) -> bool:
+        return (self.record_state(rollback_id) or "") in FINAL_STATES

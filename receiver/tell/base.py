@@ -1,0 +1,80 @@
+"""The notifier interface: one small module per channel (slack.py, pagerduty.py).
+
+A `Notifier.send(event)` makes one delivery attempt series (its own bounded
+retries, honouring Retry-After) and raises `NotificationError` when the
+channel did not take the message. It never sees Redis, never blocks a
+rollback: `receiver.tell.notify.Notifications` runs it off the rollback's
+thread and counts failures in `rollback_notification_failures_total{channel}`.
+No secret (webhook URL, routing key) may appear in an exception message.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+# Event kinds, one per thing people must hear about.
+PENDING_APPROVAL = "pending_approval"
+STARTED = "started"
+COMPLETED = "completed"
+FAILED = "failed"
+NOT_EFFECTIVE = "not_effective"
+INTERRUPTED = "interrupted"
+ESCALATION = "escalation"  # already_rolled_back, no_recent_change, global_limit
+BLOCKED_EMERGENCY = "blocked_emergency"  # an emergency that a safety check held back
+APPROVAL_EXPIRED = "approval_expired"
+REJECTED = "rejected"
+APPROVED = "approved"
+
+KINDS = (
+    PENDING_APPROVAL,
+    STARTED,
+    COMPLETED,
+    FAILED,
+    NOT_EFFECTIVE,
+    INTERRUPTED,
+    ESCALATION,
+    BLOCKED_EMERGENCY,
+    APPROVAL_EXPIRED,
+    REJECTED,
+    APPROVED,
+)
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something about one rollback (or one blocked trigger episode) worth telling people."""
+
+    kind: str
+    service: str
+    namespace: str
+    tier: str  # critical | emergency | manual
+    reason: str
+    rollback_id: str | None = None
+    episode: str | None = None  # fingerprint:startsAt:tier; dedup key for escalations
+    automatic: bool = True
+    consumed: float | None = None  # error budget consumed, 0..1+, when known
+    from_revision: str | None = None
+    to_revision: str | None = None
+    error: str | None = None
+    stage: str | None = None
+    actor: str | None = None
+    links: dict[str, str] = field(default_factory=dict)  # commit, argocd, alert, approve, ...
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class NotificationError(Exception):
+    """A channel refused or could not take a message; the text names no secret."""
+
+
+class Notifier(ABC):
+    channel: ClassVar[str]
+
+    @abstractmethod
+    def wants(self, event: Event) -> bool:
+        """Whether this channel tells about this kind of event."""
+
+    @abstractmethod
+    def send(self, event: Event) -> None:
+        """Deliver one event (bounded retries inside); raise NotificationError on failure."""

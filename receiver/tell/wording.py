@@ -1,0 +1,86 @@
+"""Human wording shared by the channels: one title per event kind, one phrase per reason."""
+
+from __future__ import annotations
+
+import hashlib
+
+from receiver.tell import base
+
+REASONS = {
+    "passed": "every safety check passed",
+    "approval_required": "REQUIRE_APPROVAL is on",
+    "already_rolled_back": "the running revision is one this receiver already rolled back to; "
+    "another rollback would not help",
+    "no_recent_change": "no deploy inside ROLLBACK_CHANGE_WINDOW to blame",
+    "global_limit": "MAX_CONCURRENT_ROLLBACKS reached: several services at once smells of a "
+    "platform incident",
+    "blackout": "inside a blackout window",
+    "silenced": "a silence or freeze in Alertmanager covers it",
+    "locked": "another rollback of the service is running",
+    "cooldown": "the service was rolled back less than COOLDOWN_MINUTES ago",
+    "rate_limit_hour": "MAX_ROLLBACKS_PER_HOUR reached",
+    "rate_limit_day": "MAX_ROLLBACKS_PER_DAY reached",
+    "disabled": "ROLLBACK_ENABLED is off",
+    "tier_disabled": "automatic rollback is off for this tier",
+    "autosync_enabled": "Argo CD auto-sync is on and ARGOCD_DISABLE_AUTOSYNC is off",
+    "no_target": "no GitOps path or Argo CD app is configured for the service",
+    "dry_run": "DRY_RUN is on",
+    "approval_expired": "nobody approved it in time",
+    "rejected": "rejected",
+}
+
+LINK_NAMES = {"commit": "Commit", "argocd": "Argo CD app", "alert": "Alert source",
+              "approve": "Approve", "pull_request": "Pull request", "runbook": "Runbook"}
+
+TITLES = {
+    base.PENDING_APPROVAL: "Rollback of {service} waits for approval",
+    base.STARTED: "Rolling back {service}",
+    base.COMPLETED: "Rolled back {service}",
+    base.FAILED: "Rollback of {service} failed",
+    base.NOT_EFFECTIVE: "Rolled back {service}, but errors did not fall",
+    base.INTERRUPTED: "Rollback of {service} was interrupted",
+    base.ESCALATION: "{service} needs a human: not rolled back automatically",
+    base.BLOCKED_EMERGENCY: "Emergency on {service}: safety held the rollback back",
+    base.APPROVAL_EXPIRED: "Pending rollback of {service} expired",
+    base.REJECTED: "Rollback of {service} was rejected",
+    base.APPROVED: "Rollback of {service} was approved",
+}
+
+
+def title(event: base.Event) -> str:
+    """A one-line headline for the event."""
+    return TITLES.get(event.kind, "{service}: " + event.kind).format(service=event.service)
+
+
+def reason_text(reason: str) -> str:
+    """The reason code with a human explanation, e.g. `cooldown (the service was ...)`."""
+    explained = REASONS.get(reason)
+    return f"{reason} ({explained})" if explained and explained != reason else reason
+
+
+def link_name(key: str) -> str:
+    """A link's label: `argocd` -> `Argo CD app`."""
+    return LINK_NAMES.get(key, key.replace("_", " ").capitalize())
+
+
+def consumed_text(consumed: float | None) -> str | None:
+    """Error budget consumed as a percentage, or None when unknown."""
+    return None if consumed is None else f"{consumed * 100:.0f}%"
+
+
+def summary(event: base.Event) -> str:
+    """The headline plus tier, budget and reason, for fallback text and page summaries."""
+    parts = [f"{event.tier} tier"]
+    consumed = consumed_text(event.consumed)
+    if consumed:
+        parts.append(f"{consumed} of error budget consumed")
+    parts.append(f"reason: {event.reason}")
+    return f"{title(event)} ({', '.join(parts)})"
+
+
+def episode_key(service: str, episode: str | None, fallback: str | None) -> str:
+    """`service:episode` as a dedup key, hashed when longer than PagerDuty's 255 characters."""
+    key = f"{service}:{episode or fallback or 'unknown'}"
+    if len(key) > 255:
+        key = f"{service[:180]}:{hashlib.sha256(key.encode()).hexdigest()}"
+    return key

@@ -1,0 +1,225 @@
+"""The git provider: a cached bare clone of a real bare repository over file://."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import pytest
+
+from receiver.act.base import ActionContext, RollbackJob
+from receiver.act.gitops_common import parse_trailers
+from receiver.act.gitops_git import GitRevert, redact
+from receiver.config import GitOpsTarget, Secret, ServiceTarget
+from receiver.errors import ActionError, LockLost
+from tests.fakes import BareRepo
+
+PATH = "k8s/overlays/prod"
+
+
+@pytest.fixture
+def origin(tmp_path: Path) -> BareRepo:
+    bare = BareRepo.create(tmp_path / "origin.git")
+    day = time.time() - 86400
+    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "x"}, "v1",
+                      when=day)
+    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v2",
+                       f"{PATH}/old.yaml": "kind: ConfigMap"}, "v2", when=day + 60)
+    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v3", f"{PATH}/old.yaml": None,
+                       f"{PATH}/new.yaml": "kind: Secret"}, "v3", when=day + 120)
+    bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated", when=day + 180)
+    return bare
+
+
+class NoSleep:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def action(origin: BareRepo, tmp_path: Path, **kwargs: object) -> GitRevert:
+    options: dict[str, object] = {"cache_dir": tmp_path / "cache", "sleep": NoSleep()}
+    options.update(kwargs)
+    return GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"),
+                     **options)  # type: ignore[arg-type]
+
+
+def job(**changes: object) -> RollbackJob:
+    base = RollbackJob(
+        rollback_id="rb-0042", service="checkout", namespace="production", tier="emergency",
+        target=ServiceTarget("checkout", "production", GitOpsTarget("x", PATH, "main"), None),
+        mode="gitops", reason="error budget 97% consumed", fingerprint="abc123",
+    )
+    return replace(base, **changes)  # type: ignore[arg-type]
+
+
+def ctx() -> ActionContext:
+    return ActionContext(ensure_owned=lambda: None)
+
+
+def commit_of(repo: BareRepo, message: str) -> str:
+    for sha in repo.git("rev-list", "main").splitlines():
+        if repo.message(sha) == message:
+            return sha
+    raise AssertionError(message)
+
+
+def test_a_rollback_pushes_one_commit_restoring_only_the_path(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    before = origin.head()
+    context = ctx()
+    action(origin, tmp_path).execute(job(), context)
+    head = origin.head() or ""
+    assert head == context.details["revert_commit"]
+    assert origin.parents(head) == [before]
+    assert origin.files(head, PATH) == origin.files(commit_of(origin, "v2"), PATH)
+    assert origin.read(head, "other/app.yaml") == "image: other:v10"
+    assert all(p.startswith(PATH + "/") for p in origin.changed_paths(head))
+    trailers = parse_trailers(origin.message(head))
+    assert trailers["Rollback-Of"] == commit_of(origin, "v3")
+    assert trailers["Rollback-To"] == context.details["target_commit"]
+    assert trailers["Rollback-Id"] == "rb-0042"
+
+
+def test_inspect_reads_the_history_of_the_path(origin: BareRepo, tmp_path: Path) -> None:
+    facts = action(origin, tmp_path).inspect(job())
+    v3 = commit_of(origin, "v3")
+    assert facts.current == v3
+    assert facts.target == commit_of(origin, "v2")
+    assert facts.last_change_at == float(origin.git("log", "-1", "--format=%ct", v3))
+    assert not facts.already_rolled_back
+
+
+def test_a_second_automatic_rollback_sees_the_first(origin: BareRepo, tmp_path: Path) -> None:
+    action(origin, tmp_path).execute(job(), ctx())
+    facts = action(origin, tmp_path).inspect(job(rollback_id="rb-0043"))
+    assert facts.already_rolled_back
+
+
+def test_bad_revisions_are_never_restored(origin: BareRepo, tmp_path: Path) -> None:
+    v2 = commit_of(origin, "v2")
+    context = ctx()
+    action(origin, tmp_path).execute(job(bad_revisions=frozenset({v2})), context)
+    assert context.details["target_commit"] == commit_of(origin, "v1")
+    assert origin.read(origin.head() or "", f"{PATH}/deploy.yaml") == "image: app:v1"
+
+
+def test_target_commit_overrides_the_choice(origin: BareRepo, tmp_path: Path) -> None:
+    v1 = commit_of(origin, "v1")
+    context = ctx()
+    action(origin, tmp_path).execute(job(target_commit=v1[:8]), context)
+    assert context.details["target_commit"] == v1
+
+
+class RacingRevert(GitRevert):
+    """Someone pushes to the branch just before each of our first `races` pushes."""
+
+    races = 1
+    pushes = 0
+
+    def _push(self, sha: str, branch: str, timeout: float) -> bool:
+        self.pushes += 1
+        if self.pushes <= self.races:
+            assert isinstance(self.origin, BareRepo)
+            self.origin.commit_files({"other/app.yaml": f"race {self.pushes}"},
+                                     f"concurrent {self.pushes}")
+        return super()._push(sha, branch, timeout)
+
+    origin: object = None
+
+
+def racing(origin: BareRepo, tmp_path: Path, races: int) -> RacingRevert:
+    revert = RacingRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"),
+                          cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert.origin = origin
+    revert.races = races
+    return revert
+
+
+def test_a_rejected_push_is_retried_on_the_new_head(origin: BareRepo, tmp_path: Path) -> None:
+    revert = racing(origin, tmp_path, races=1)
+    context = ctx()
+    revert.execute(job(), context)
+    head = origin.head() or ""
+    assert context.details["revert_commit"] == head
+    assert origin.message(origin.parents(head)[0]) == "concurrent 1"
+    assert origin.read(head, "other/app.yaml") == "race 1"
+    assert revert.pushes == 2
+
+
+def test_pushes_that_keep_losing_fail_after_bounded_attempts(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    revert = racing(origin, tmp_path, races=99)
+    with pytest.raises(ActionError) as caught:
+        revert.execute(job(), ctx())
+    assert "non-fast-forward" in caught.value.message
+    assert revert.pushes == 3
+    assert origin.message(origin.head() or "") == "concurrent 3"
+
+
+def test_a_lost_lock_pushes_nothing(origin: BareRepo, tmp_path: Path) -> None:
+    before = origin.head()
+
+    def lost() -> None:
+        raise LockLost("lost the lock of checkout: lease expired")
+
+    with pytest.raises(LockLost):
+        action(origin, tmp_path).execute(job(), ActionContext(ensure_owned=lost))
+    assert origin.head() == before
+
+
+def test_pull_request_mode_pushes_a_branch_and_leaves_main(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    before = origin.head()
+    context = ctx()
+    action(origin, tmp_path, pull_request=True).execute(job(), context)
+    assert origin.head() == before
+    branch_head = origin.head("rollback/checkout-rb-0042")
+    assert branch_head == context.details["revert_commit"]
+    assert context.details["validated"] is False
+    assert context.details["pull_request"] == "rollback/checkout-rb-0042"
+
+
+def test_an_unreachable_remote_fails_without_leaking_the_token(tmp_path: Path) -> None:
+    url = "https://deploy:urlpass123@127.0.0.1:9/acme/gitops.git"
+    revert = GitRevert(url, PATH, "main", Secret("GITOPS_TOKEN", "tok_s3cr3t"),
+                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    with pytest.raises(ActionError) as caught:
+        revert.inspect(job())
+    assert caught.value.stage == "gitops"
+    assert "urlpass123" not in caught.value.message
+    assert "tok_s3cr3t" not in caught.value.message
+    assert "127.0.0.1:9" in caught.value.message
+
+
+def test_the_token_reaches_git_through_askpass_not_the_url(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    revert = GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN", "tok_s3cr3t"),
+                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert.inspect(job())
+    env = revert._env()
+    assert "tok_s3cr3t" not in revert._git("config", "remote.origin.url", timeout=5)
+    askpass = subprocess.run([env["GIT_ASKPASS"], "Password for 'https://x@h': "],
+                             capture_output=True, text=True, env=env, timeout=5, check=True)
+    assert askpass.stdout.strip() == "tok_s3cr3t"
+
+
+def test_redact_removes_userinfo_and_secrets() -> None:
+    text = "fatal: unable to access 'https://user:pw@host/r.git/': token abc"
+    assert redact(text, ("abc",)) == "fatal: unable to access 'https://***@host/r.git/': token ***"
+
+
+def test_a_missing_branch_fails_with_a_clear_error(origin: BareRepo, tmp_path: Path) -> None:
+    revert = GitRevert(origin.url, PATH, "release", Secret("GITOPS_TOKEN"),
+                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    with pytest.raises(ActionError) as caught:
+        revert.execute(job(), ctx())
+    assert "release" in caught.value.message
