@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: run test lint unit rules bench tools redis venv clean
+.PHONY: run test lint rules prometheusrule bench tools redis venv clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -23,6 +23,13 @@ redis: ## the machine's Redis on 127.0.0.1:6379, started when it is not answerin
 lint: venv
 	$(BIN)/ruff check receiver tests bench
 	$(BIN)/mypy
+
+rules: tools ## the shipped rules alone: promtool check + unit tests
+	promtool check rules alerts/*.yml
+	promtool test rules alerts/tests/*-test.yml
+
+prometheusrule: venv ## regenerate deploy/kubernetes/prometheusrule.yaml from alerts/
+	$(PY) scripts/gen-prometheusrule.py
 
 test: venv tools redis lint
 	$(BIN)/pytest -q

@@ -367,6 +367,7 @@ class Settings:
     history_max_records: int = 1000
     receiver_url: str = "http://127.0.0.1:8080"
     public_url: str | None = None
+    gitops_cache_dir: str | None = None
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
 
     @classmethod
@@ -441,6 +442,7 @@ class Settings:
             history_max_records=_int(env, "HISTORY_MAX_RECORDS", 1000, 10) or 1000,
             receiver_url=_url(env, "RECEIVER_URL", "http://127.0.0.1:8080") or "",
             public_url=_url(env, "PUBLIC_URL"),
+            gitops_cache_dir=_str(env, "GITOPS_CACHE_DIR"),
         )
         if settings.webhook_username and not settings.webhook_password:
             raise ConfigError("WEBHOOK_PASSWORD: required when WEBHOOK_USERNAME is set")

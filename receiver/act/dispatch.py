@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from functools import partial
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 
 from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob

@@ -90,7 +90,7 @@ def build_actions(settings: Settings, target: ServiceTarget, mode: str,
                                validation_timeout=timeout)]
     if target.gitops is None:
         raise NoTarget(f"mode {mode} needs GITOPS_REPO and GITOPS_PATH for {target.service}")
-    actions = [git_action(settings, target.gitops, cache_dir)]
+    actions = [git_action(settings, target.gitops, cache_dir or settings.gitops_cache_dir)]
     if mode == "both":
         if not has_argocd:
             raise NoTarget(f"mode both needs ARGOCD_SERVER and an Argo CD app for "

@@ -1,0 +1,279 @@
+"""`make bench`: webhook throughput and latency against a bare Flask app, same gunicorn setup.
+
+Both servers run with 2 gunicorn workers (gthread, 4 threads) on loopback; the receiver uses
+the machine's real Redis (db 14, flushed before and after) and a local GitOps repo in dry-run
+mode, so every delivery goes through the whole decision pipeline. The load is a fixed number
+of posts from several client threads with keep-alive sessions: mostly Alertmanager repeats of
+active episodes (duplicate), plus resolved and non-trigger alerts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
+THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def wait_ready(url: str, proc: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            if requests.get(url + "/healthz", timeout=0.5).ok:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise SystemExit(f"server at {url} did not start")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(40)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def alert(service: str, status: str, fingerprint: str, alertname: str) -> dict[str, Any]:
+    labels = {
+        "alertname": alertname,
+        "service": service,
+        "namespace": "production",
+        "severity": "critical",
+    }
+    if alertname.startswith("Trigger"):
+        labels["rollback_tier"] = "emergency"
+    return {
+        "status": status,
+        "labels": labels,
+        "annotations": {"summary": "bench"},
+        "startsAt": "2026-11-26T12:00:00.000Z",
+        "endsAt": "0001-01-01T00:00:00Z" if status == "firing" else "2026-11-26T12:10:00Z",
+        "generatorURL": "http://prometheus:9090/graph",
+        "fingerprint": fingerprint,
+    }
+
+
+def bodies() -> list[bytes]:
+    """The delivery mix: 80 % repeats of active episodes, 10 % resolved, 10 % other alerts."""
+    out = []
+    for i in range(REQUESTS):
+        service = f"svc{i % 4}"
+        kind = i % 10
+        if kind == 8:
+            a = alert(service, "resolved", f"{i % 4:016x}", "TriggerEmergencyRollback")
+        elif kind == 9:
+            a = alert(service, "firing", f"{1000 + i % 4:016x}", "HighMemoryUsage")
+        else:
+            a = alert(service, "firing", f"{i % 4:016x}", "TriggerEmergencyRollback")
+        out.append(
+            json.dumps(
+                {
+                    "version": "4",
+                    "status": a["status"],
+                    "receiver": "bench",
+                    "groupKey": "{}",
+                    "alerts": [a],
+                    "groupLabels": {},
+                    "commonLabels": a["labels"],
+                    "commonAnnotations": {},
+                    "externalURL": "http://alertmanager:9093",
+                    "truncatedAlerts": 0,
+                }
+            ).encode()
+        )
+    return out
+
+
+def load(url: str, payloads: list[bytes]) -> dict[str, float]:
+    latencies: list[float] = []
+    errors = 0
+    lock = threading.Lock()
+    chunks = [payloads[i::THREADS] for i in range(THREADS)]
+
+    def run(chunk: list[bytes]) -> None:
+        nonlocal errors
+        session = requests.Session()
+        mine, bad = [], 0
+        for body in chunk:
+            t0 = time.perf_counter()
+            r = session.post(
+                url + "/webhook",
+                data=body,
+                timeout=10,
+                headers={"Content-Type": "application/json"},
+            )
+            mine.append(time.perf_counter() - t0)
+            bad += r.status_code != 200
+        session.close()
+        with lock:
+            latencies.extend(mine)
+            errors += bad
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in chunks]
+    started = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    elapsed = time.perf_counter() - started
+    latencies.sort()
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "rps": len(latencies) / elapsed,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+def gitops_repo(tmp: Path) -> str:
+    work = tmp / "work"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
+    for service in ("svc0", "svc1", "svc2", "svc3"):
+        (work / "k8s" / service).mkdir(parents=True)
+    for version in ("1", "2"):
+        for service in ("svc0", "svc1", "svc2", "svc3"):
+            (work / "k8s" / service / "deploy.yaml").write_text(f"image: {service}:{version}\n")
+        subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
+        subprocess.run(
+            [
+                "git",
+                "-C",
+                str(work),
+                "-c",
+                "user.name=b",
+                "-c",
+                "user.email=b@b",
+                "commit",
+                "-qm",
+                f"deploy {version}",
+            ],
+            check=True,
+        )
+    subprocess.run(["git", "clone", "-q", "--bare", str(work), str(tmp / "gitops.git")], check=True)
+    return f"file://{tmp / 'gitops.git'}"
+
+
+def main() -> None:
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    payloads = bodies()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        repo = gitops_repo(tmp)
+        config = tmp / "services.yml"
+        config.write_text(
+            "services:\n"
+            + "".join(
+                f'  svc{i}: {{gitops: {{repo: "{repo}", path: k8s/svc{i}}}}}\n' for i in range(4)
+            )
+        )
+        env = {
+            **os.environ,
+            "REDIS_URL": REDIS_URL,
+            "ROLLBACK_CONFIG": str(config),
+            "GITOPS_PROVIDER": "git",
+            "ROLLBACK_MODE": "gitops",
+            "DRY_RUN": "true",
+            "BLACKOUT_WINDOWS": "none",
+            "ROLLBACK_CHANGE_WINDOW": "0",
+            "LOG_LEVEL": "WARNING",
+            "GITOPS_CACHE_DIR": str(tmp / "cache"),
+            "STABILIZATION_SECONDS": "0",
+            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+        }
+        results = {}
+        port = free_port()
+        receiver = subprocess.Popen(
+            [
+                str(BIN / "rollback-receiver"),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", receiver)
+            load(f"http://127.0.0.1:{port}", payloads[:200])  # warm-up: episodes recorded
+            results["receiver"] = load(f"http://127.0.0.1:{port}", payloads)
+        finally:
+            stop(receiver)
+        port = free_port()
+        bare = subprocess.Popen(
+            [
+                str(BIN / "gunicorn"),
+                "--bind",
+                f"127.0.0.1:{port}",
+                "--workers",
+                "2",
+                "--worker-class",
+                "gthread",
+                "--threads",
+                "4",
+                "--chdir",
+                str(ROOT / "bench"),
+                "bare_app:app",
+            ],
+            env=env,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_ready(f"http://127.0.0.1:{port}", bare)
+            load(f"http://127.0.0.1:{port}", payloads[:200])
+            results["bare"] = load(f"http://127.0.0.1:{port}", payloads)
+        finally:
+            stop(bare)
+    client.flushdb()
+    print(
+        f"webhook benchmark: {REQUESTS} posts, {THREADS} client threads, 2 gunicorn workers, "
+        f"{os.cpu_count()} cores"
+    )
+    print(f"{'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    for name, r in results.items():
+        print(
+            f"{name:<10} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['errors']:>7.0f}"
+        )
+    ratio = results["receiver"]["rps"] / results["bare"]["rps"]
+    print(
+        f"throughput ratio receiver/bare: {ratio:.2f} (target >= 0.6); "
+        f"receiver p99 {results['receiver']['p99_ms']:.1f} ms (target < 25 ms)"
+    )
+
+
+if __name__ == "__main__":
+    main()
