@@ -4,7 +4,7 @@
 # from the environment, e.g. `DRY_RUN=false make run` or `REDIS_URL=redis://127.0.0.1:6379/0 make run`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-dev="$PWD/.dev"
+dev="${DEV_DIR:-$PWD/.dev}"
 mkdir -p "$dev"
 
 # A small GitOps repository with two deploys of "app", so a rollback has somewhere to go.

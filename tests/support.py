@@ -54,7 +54,7 @@ class RecordingAction(RollbackAction):
             raise ActionError("gitops", b.inspect_error)
         return TargetFacts(
             current=b.current,
-            target=b.target,
+            target=job.target_commit or b.target,
             last_change_at=None if b.change_age is None else time.time() - b.change_age,
             already_rolled_back=b.already_rolled_back,
             autosync_blocks=b.autosync_blocks,
@@ -70,7 +70,9 @@ class RecordingAction(RollbackAction):
             time.sleep(b.execute_seconds)
         ctx.ensure_owned()
         ctx.details.update(
-            rolled_back_from=b.current, target_commit=b.target, revert_commit="revert99"
+            rolled_back_from=b.current,
+            target_commit=job.target_commit or b.target,
+            revert_commit="revert99",
         )
         if b.fail_stage == "gitops":
             raise ActionError("gitops", "push rejected: Update is not a fast forward")
