@@ -748,7 +748,7 @@ def _without_approval(settings: Settings) -> Settings:
 def _consumed(alert: Alert) -> float | None:
     """Budget consumed, from the alert's `consumed` annotation or label when the rule sets it."""
     for source in (alert.annotations, alert.labels):
-        raw = source.get("consumed") or source.get("budget_consumed")
+        raw = source.get("budget_consumed") or source.get("consumed")
         if raw:
             try:
                 return float(raw.rstrip("%")) / (100 if raw.endswith("%") else 1)

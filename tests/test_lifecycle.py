@@ -331,3 +331,14 @@ def test_global_limit_skips_when_too_many_services_roll_back_at_once(
     backend.release.set()
     assert engine.wait_idle(10)
     assert reasons == ["passed", "passed", "global_limit", "global_limit"]
+
+
+def test_the_budget_consumed_annotation_reaches_the_record_and_the_notification(
+    engine: Engine, collector: Collector
+) -> None:
+    raw = alert()
+    raw["annotations"]["budget_consumed"] = "0.9612"
+    outcome = engine.handle_alert(parse_alert(raw, 0))
+    assert engine.wait_idle(10)
+    assert engine.store.get_record(outcome.rollback_id).trigger["consumed"] == 0.9612
+    assert collector.events[0].consumed == 0.9612
