@@ -133,7 +133,7 @@ def create_app(
     setup_logging(settings.log_level, settings.log_file, settings.secret_values)
     engine = engine or build_engine(settings)
     app = Flask(__name__)
-    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY + 1  # one byte more: the webhook tells "too large"
     app.extensions["rollback"] = engine
     app.extensions["settings"] = settings
     metrics.precreate(settings.services)

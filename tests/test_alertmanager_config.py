@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.tools import run, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 AM = ROOT / "deploy" / "alertmanager"
@@ -19,16 +18,6 @@ SNIPPET = AM / "snippet.yml"
 TIME_INTERVALS = AM / "time-intervals.yml"
 
 
-def tool(name: str) -> str:
-    """Path of a test tool on PATH or in the venv; fails the test when it is missing."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.fail(f"{name} not found: run `make tools`")
-    return found
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
 
 
 def check_config(path: Path) -> None:

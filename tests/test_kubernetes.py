@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,8 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.tools import run, tool
+
 ROOT = Path(__file__).resolve().parent.parent
 K8S = ROOT / "deploy" / "kubernetes"
 # A Kubernetes version kubernetes-validate ships schemas for (offline); CronJob timeZone is GA.
@@ -18,16 +19,6 @@ KUBERNETES_VERSION = "1.30.0"
 CRD_GROUPS = ("monitoring.coreos.com/",)
 
 
-def tool(name: str) -> str:
-    """Path of a test tool on PATH or in the venv; fails the test when it is missing."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.fail(f"{name} not found: run `make tools`")
-    return found
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 def kustomize(path: Path) -> list[dict[str, Any]]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from tests.tools import run, tool
 
 ROOT = Path(__file__).resolve().parent.parent
 ALERTS = ROOT / "alerts"
@@ -20,16 +19,6 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 TRIGGERS = {"TriggerCriticalRollback", "TriggerEmergencyRollback"}
 
 
-def tool(name: str) -> str:
-    """Path of a test tool on PATH or in the venv; fails the test when it is missing."""
-    found = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
-    if not found:
-        pytest.fail(f"{name} not found: run `make tools`")
-    return found
-
-
-def run(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(args, capture_output=True, text=True, timeout=120, check=False)
 
 
 def alerts() -> list[dict[str, Any]]:

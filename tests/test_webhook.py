@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import io
 import json
 from typing import Any
 
@@ -119,6 +120,20 @@ def test_a_body_that_is_not_json_is_a_415_or_400(client: Any) -> None:
     bad = client.post("/webhook", data="{nope", content_type="application/json")
     assert bad.status_code == 400
     assert "JSON" in bad.get_json()["error"]
+
+
+def test_a_chunked_body_over_one_mebibyte_is_a_413_and_counted(client: Any) -> None:
+    from receiver import metrics
+
+    before = metrics.WEBHOOK_REQUESTS.labels("413")._value.get()
+    big = json.dumps(payload(alert())).replace("budget burning", "x" * (1024 * 1024)).encode()
+
+    response = client.post("/webhook", input_stream=io.BytesIO(big),
+                           content_type="application/json",
+                           headers={"Transfer-Encoding": "chunked"},
+                           environ_overrides={"wsgi.input_terminated": True})
+    assert response.status_code == 413
+    assert metrics.WEBHOOK_REQUESTS.labels("413")._value.get() == before + 1
 
 
 def test_a_body_over_one_mebibyte_is_a_413(client: Any) -> None:

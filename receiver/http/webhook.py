@@ -7,6 +7,7 @@ import logging
 import time
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from receiver import metrics
 from receiver.errors import BadRequest, PayloadTooLarge, ReceiverError, UnsupportedMediaType
@@ -41,6 +42,9 @@ def webhook() -> tuple[Response, int]:
         elif code != 401:
             log.warning("webhook rejected", extra={"status": code, "error": exc.message})
         return jsonify(exc.to_dict()), code
+    except RequestEntityTooLarge:  # a body without Content-Length that outgrew MAX_CONTENT_LENGTH
+        code = 413
+        return jsonify({"error": "payload larger than 1 MiB"}), code
     finally:
         metrics.WEBHOOK_REQUESTS.labels(str(code)).inc()
         metrics.WEBHOOK_DURATION.observe(time.perf_counter() - started)
@@ -53,7 +57,7 @@ def _handle() -> tuple[Response, int]:
         raise PayloadTooLarge("payload larger than 1 MiB")
     if not request.is_json:
         raise UnsupportedMediaType("Content-Type must be application/json")
-    raw = request.get_data(cache=False)
+    raw = request.stream.read(MAX_BODY + 1)  # bounded, whether or not Content-Length was sent
     if len(raw) > MAX_BODY:
         raise PayloadTooLarge("payload larger than 1 MiB")
     try:
