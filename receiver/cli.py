@@ -263,8 +263,11 @@ def replay(payload_file: str, as_json: bool) -> None:
 def _add_optional_commands() -> None:
     """Commands that live in their own modules."""
     from receiver.cli_blackout import blackout
+    from receiver.cli_ops import check, monitor
 
     main.add_command(blackout)
+    main.add_command(check)
+    main.add_command(monitor)
 
 
 _add_optional_commands()

@@ -70,9 +70,8 @@ def alertmanager_time(text: str) -> str:
 
 def external_labels(client: PrometheusClient) -> dict[str, str]:
     """Prometheus's global external_labels (GET /api/v1/status/config), added to what it sends."""
-    data = client._get("/api/v1/status/config")
     try:
-        config = yaml.safe_load(data.get("yaml") or "") or {}
+        config = yaml.safe_load(client.config_yaml()) or {}
     except yaml.YAMLError:
         raise PrometheusUnavailable(
             "Prometheus answered a configuration that is not YAML"

@@ -73,6 +73,10 @@ class PrometheusClient:
         data = self._get("/api/v1/alerts")
         return list(data.get("alerts", []))
 
+    def config_yaml(self) -> str:
+        """The running configuration as YAML (GET /api/v1/status/config)."""
+        return str(self._get("/api/v1/status/config").get("yaml") or "")
+
     def ready(self) -> bool:
         try:
             return self.session.get(f"{self.base_url}/-/ready", timeout=self.timeout).ok
