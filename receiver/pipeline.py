@@ -482,7 +482,7 @@ class Engine:
         """Stop taking work; running rollbacks stop at their next safe point after `timeout`."""
         if not self.wait_idle(timeout):
             self.dispatcher.stopping.set()
-            self.wait_idle(10)
+            self.wait_idle(5)
         self._executor.shutdown(wait=False)
 
     # -- manual rollbacks, approvals, sweeping --------------------------------------------
