@@ -165,7 +165,11 @@ class SlackSink(_Sink):
         scripted = self._take_scripted()
         if scripted is not None:
             return scripted.status, scripted.body, {**plain, **scripted.headers}
-        if not isinstance(parsed, dict) or not (parsed.get("text") or parsed.get("blocks")):
+        # Slack takes a message with text, blocks or (legacy) attachments: Alertmanager's own
+        # Slack integration sends attachments only.
+        if not isinstance(parsed, dict) or not (
+            parsed.get("text") or parsed.get("blocks") or parsed.get("attachments")
+        ):
             return 400, b"invalid_payload", plain
         return 200, b"ok", plain
 

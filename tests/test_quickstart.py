@@ -55,3 +55,14 @@ def test_the_quick_start_gives_a_dry_run_decision_then_history(tmp_path: Path) -
         proc.send_signal(signal.SIGTERM)
         proc.wait(40)
         log.close()
+
+
+def test_the_laptop_alertmanager_config_passes_amtool() -> None:
+    from tests.tools import run, tool
+
+    result = run(tool("amtool"), "check-config", str(ROOT / "examples" / "alertmanager-local.yml"))
+    assert result.returncode == 0, result.stdout + result.stderr
+    routed = run(tool("amtool"), "config", "routes", "test",
+                 f"--config.file={ROOT / 'examples' / 'alertmanager-local.yml'}",
+                 "alertname=TriggerEmergencyRollback", "rollback_tier=emergency", "service=app")
+    assert routed.stdout.strip() == "rollback-receiver", routed.stdout + routed.stderr

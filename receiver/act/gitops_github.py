@@ -6,8 +6,10 @@ parent is the head; the branch ref is then moved by a fast-forward update. Nothi
 uploaded, no other path changes, and a commit exists whole or not at all (the ref moves last).
 
 Pacing: PyGithub waits 0.25 s between requests and 1 s between writes by default, a guard
-for bulk jobs. A rollback is a handful of reads and three writes (tree, commit, ref; five
-with a pull request), so reads are not paced and writes are spaced by WRITE_PAUSE_SECONDS.
+for bulk jobs. A rollback is a handful of reads and three dependent writes (tree, commit, ref;
+five with a pull request): GitHub's "wait a second between writes" guidance is about bulk
+writes, and a rollback should not spend a second idling, so nothing is paced by default
+(WRITE_PAUSE_SECONDS = 0).
 Secondary rate limits (403/429 with Retry-After or GitHub's rate-limit message) are waited
 out here, bounded by RATE_LIMIT_MAX_WAIT_SECONDS; PyGithub's own retry is switched off so
 one place decides (its default does not cover 429 and waits 60 s on every secondary limit).
@@ -46,7 +48,7 @@ from receiver.errors import ActionError
 T = TypeVar("T")
 
 STAGE = "gitops"
-WRITE_PAUSE_SECONDS = 0.25
+WRITE_PAUSE_SECONDS = 0.0
 INSPECT_TIMEOUT_SECONDS = 3
 EXECUTE_TIMEOUT_SECONDS = 15
 CALL_ATTEMPTS = 4  # per API call: rate limits, 5xx and connection errors
