@@ -342,3 +342,23 @@ def test_the_budget_consumed_annotation_reaches_the_record_and_the_notification(
     assert engine.wait_idle(10)
     assert engine.store.get_record(outcome.rollback_id).trigger["consumed"] == 0.9612
     assert collector.events[0].consumed == 0.9612
+
+
+def test_a_stopping_worker_stops_a_running_rollback_at_its_next_safe_point(
+    engine: Engine, backend: Backend, collector: Collector
+) -> None:
+    import threading
+
+    backend.release = threading.Event()
+    rid = fire(engine).rollback_id
+    stopper = threading.Thread(target=engine.shutdown, args=(0.2,))
+    stopper.start()
+    assert engine.dispatcher.stopping.wait(10)  # the grace period has passed
+    backend.release.set()  # the backend reaches its next external write and checks the lock
+    stopper.join(10)
+    record = engine.store.get_record(rid)
+    assert (record.state, record.failed_stage) == ("interrupted", "interrupted")
+    assert "shutting down" in record.error
+    assert "revert99" not in str(record.target)
+    assert engine.store.lock_owner("api") is None
+    assert collector.kinds()[-1] == "interrupted"

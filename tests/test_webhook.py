@@ -197,3 +197,17 @@ def test_the_webhook_answers_before_a_slow_rollback_ends(
     backend.release.set()
     assert engine.wait_idle(10)
     assert engine.store.get_record(answer["rollback_id"]).state == "completed"
+
+
+def test_a_truncated_delivery_is_logged_as_a_warning(make_engine: Any, tmp_path: Any) -> None:
+    log_file = tmp_path / "receiver.log"
+    engine = make_engine(LOG_FILE=str(log_file))
+    client = create_app(engine.settings, engine=engine, start_sweeper=False).test_client()
+    body = payload(alert())
+    body["truncatedAlerts"] = 3
+    assert post(client, body).status_code == 200
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    warning = next(line for line in lines if "truncated" in line["msg"])
+    assert warning["level"] == "warning" and warning["truncated_alerts"] == 3
+    decision = next(line for line in lines if line.get("decision") == "rollback")
+    assert decision["rollback_id"] and decision["fingerprint"] == body["alerts"][0]["fingerprint"]
