@@ -195,3 +195,15 @@ def test_admin_tokens_file_names_the_actor(tmp_path: Path) -> None:
 def test_blackout_none_or_empty_means_no_blackout() -> None:
     assert Settings.from_env({"BLACKOUT_WINDOWS": "none"}).blackout_windows == ""
     assert Settings.from_env({"BLACKOUT_WINDOWS": ""}).blackout_windows == ""
+
+
+def test_the_shipped_kubernetes_environment_is_accepted() -> None:
+    env = {}
+    for line in (ROOT / "deploy" / "kubernetes" / "receiver.env").read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, _, value = line.partition("=")
+            if not name.endswith("_FILE"):  # secret files exist only in the pod
+                env[name] = value
+    settings = Settings.from_env(env)
+    assert settings.redis_url and settings.dry_run  # shipped safe: dry run, shared Redis
