@@ -706,9 +706,26 @@ class Engine:
             "blackout": {
                 "active": active.describe() if active else None,
                 "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
+                "silence": self._silence_of(service),
             },
             "last_rollback": records[0].to_dict() if records else None,
         }
+
+    def _silence_of(self, service: str) -> str | None:
+        """The Alertmanager silence that would hold this service's triggers now, if any."""
+        if self.silences is None:
+            return None
+        labels = {
+            "service": service,
+            "namespace": self._namespace(service),
+            "rollback_tier": "emergency",
+            "alertname": "TriggerEmergencyRollback",
+        }
+        try:
+            silenced, note = self.silences(labels)
+        except Exception as exc:
+            return f"unknown: Alertmanager unreachable ({exc.__class__.__name__})"
+        return note if silenced else None
 
 
 class _Broken(RollbackAction):

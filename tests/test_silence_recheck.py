@@ -39,11 +39,13 @@ def test_a_silence_made_after_the_delivery_left_blocks_the_rollback(
         try:
             blocked = engine.handle_alert(parse_alert(alert("api"), 0))
             other = engine.handle_alert(parse_alert(alert("web"), 0))
+            status = engine.status("api")["blackout"]["silence"]
         finally:
             client.expire_silence(sid)
     assert (blocked.decision, blocked.reason) == ("skipped", "silenced")
     detail = engine.store.get_record(blocked.rollback_id).checks[-1]["detail"]
     assert sid in detail and "oncall" in detail and "release freeze" in detail
+    assert status is not None and sid in status  # /api/v1/status shows it too
     assert other.reason == "no_target"  # web is not configured; the silence was api's only
     assert backend.executed() == []
 
