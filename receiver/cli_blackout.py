@@ -112,6 +112,8 @@ def create(ctx: click.Context, duration: str, comment: str, service: str | None,
     click.echo(f"created blackout {silence_id} for {scope} until {_when(until)} by {actor}: "
                f"{comment.strip()}")
     click.echo(f"matchers: {{{', '.join(str(m) for m in matchers)}}}")
+    _audit("blackout created", actor=actor, silence_id=silence_id, service=service,
+           until=_when(until), comment=comment.strip())
 
 
 @blackout.command(name="list")
@@ -154,6 +156,19 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
         client.expire_silence(silence_id)
     click.echo(f"ended blackout {silence_id} ({silence.comment}) by {who} at "
                f"{_when(datetime.now(UTC))}")
+    _audit("blackout ended", actor=who, silence_id=silence_id, comment=silence.comment,
+           created_by=silence.created_by)
+
+
+def _audit(message: str, **fields: object) -> None:
+    """One JSON audit line on stderr (and LOG_FILE): who changed a blackout, and when."""
+    import logging
+    import os
+
+    from receiver.logs import setup_logging
+
+    setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FILE"))
+    logging.getLogger("receiver.audit").info(message, extra={"audit": True, **fields})
 
 
 @blackout.command()

@@ -175,3 +175,20 @@ def test_windows_with_a_bad_setting_fails_with_the_variable_named(run: Invoke) -
     result = run("windows", env={"BLACKOUT_WINDOWS": "Caturday 00:00-01:00"})
     assert result.exit_code == 1
     assert "BLACKOUT_WINDOWS" in result.stderr and "Caturday" in result.stderr
+
+
+def test_create_and_end_leave_audit_lines_naming_who_in_the_log(
+    run: Invoke, am: AlertmanagerClient, tmp_path: object
+) -> None:
+    import json
+    from pathlib import Path
+
+    log_file = Path(str(tmp_path)) / "audit.log"
+    env = {"LOG_FILE": str(log_file)}
+    silence_id = created_id(run("create", "--duration", "1h", "--comment", "freeze", env=env))
+    assert run("end", silence_id, "--by", "bob", env=env).exit_code == 0
+    lines = [json.loads(line) for line in log_file.read_text().splitlines()]
+    audit = [(line["msg"], line["actor"], line["silence_id"]) for line in lines
+             if line.get("audit")]
+    assert audit == [("blackout created", "alice", silence_id),
+                     ("blackout ended", "bob", silence_id)]
