@@ -151,19 +151,26 @@ class Engine:
         *,
         explain_only: bool = False,
         manual: ManualRequest | None = None,
+        approving: bool = False,
     ) -> tuple[Decision, Facts]:
-        """Run the policy, gathering each fact the first time a check needs it."""
+        """Run the policy, gathering each fact the first time a check needs it.
+
+        `approving` re-runs a pending rollback's checks: approval itself is not asked
+        again, the episode is already recorded, and the reservation only succeeds while
+        the record is still pending (one approval wins).
+        """
+        settings = _without_approval(self.settings) if approving else self.settings
         facts = Facts(
             now=datetime.now(UTC),
-            target=resolve_target(trigger, self.settings),
+            target=resolve_target(trigger, settings),
             manual=manual is not None,
             force=bool(manual and manual.force),
             dry_run=bool(manual and manual.dry_run),
         )
-        if trigger.tier is not None and trigger.alert.firing and manual is None:
+        if trigger.tier is not None and trigger.alert.firing and not (manual or approving):
             facts = with_fact(facts, duplicate_of=self.store.episode_owner(trigger.episode))
         for _ in range(5):  # at most one round per kind of fact
-            decision = decide(trigger, facts, self.settings)
+            decision = decide(trigger, facts, settings)
             if decision.complete:
                 return decision, facts
             if decision.needs == "silenced":
@@ -171,7 +178,15 @@ class Engine:
             elif decision.needs == "target_facts":
                 facts = self._inspect(trigger, facts, rollback_id, manual)
             else:
-                facts = self._reserve(trigger, facts, rollback_id, explain_only, manual)
+                facts = self._reserve(
+                    trigger,
+                    facts,
+                    rollback_id,
+                    settings,
+                    explain_only=explain_only,
+                    manual=manual,
+                    approving=approving,
+                )
         raise RuntimeError("decision engine did not converge")  # pragma: no cover
 
     def _check_silence(self, trigger: Trigger, facts: Facts) -> Facts:
@@ -249,25 +264,35 @@ class Engine:
         trigger: Trigger,
         facts: Facts,
         rollback_id: str,
+        settings: Settings,
+        *,
         explain_only: bool,
         manual: ManualRequest | None,
+        approving: bool,
     ) -> Facts:
-        mode = (
-            "peek" if explain_only else ("hold" if holds_only(self.settings, facts) else "reserve")
-        )
+        mode = "peek" if explain_only else ("hold" if holds_only(settings, facts) else "reserve")
+        if mode == "peek":
+            new_state = ""
+        elif mode == "reserve":
+            new_state = "running"
+        else:
+            new_state = "skipped" if approving else "held"
         result = self.store.reserve(
             service=trigger.service,
             rollback_id=rollback_id,
-            episode=None if manual else trigger.episode,
+            episode=None if (manual or approving) else trigger.episode,
             mode=mode,
             force=facts.force,
-            lease_seconds=self.settings.lock_lease_seconds,
-            cooldown_minutes=self.settings.cooldown_minutes,
-            max_hour=self.settings.max_rollbacks_per_hour,
-            max_day=self.settings.max_rollbacks_per_day,
-            max_concurrent=self.settings.max_concurrent_rollbacks,
-            new_state="" if mode == "peek" else ("running" if mode == "reserve" else "held"),
+            lease_seconds=settings.lock_lease_seconds,
+            cooldown_minutes=settings.cooldown_minutes,
+            max_hour=settings.max_rollbacks_per_hour,
+            max_day=settings.max_rollbacks_per_day,
+            max_concurrent=settings.max_concurrent_rollbacks,
+            expect_state="pending_approval" if approving else "",
+            new_state=new_state,
         )
+        if result.reason == "not_pending":
+            raise Conflict(f"rollback {rollback_id} is not pending (it is {result.detail})")
         return with_fact(facts, reservation=self._reservation(result))
 
     def _reservation(self, result: ReserveResult) -> Reservation:
@@ -534,34 +559,7 @@ class Engine:
             namespace=record.namespace,
             tier=record.tier,
         )
-        facts = Facts(now=datetime.now(UTC), target=resolve_target(trigger, self.settings))
-        relaxed = _without_approval(self.settings)
-        for _ in range(5):
-            decision = decide(trigger, facts, relaxed)
-            if decision.complete:
-                break
-            if decision.needs == "silenced":
-                facts = self._check_silence(trigger, facts)
-            elif decision.needs == "target_facts":
-                facts = self._inspect(trigger, facts, rollback_id, None)
-            else:
-                result = self.store.reserve(
-                    service=record.service,
-                    rollback_id=rollback_id,
-                    episode=None,
-                    mode="hold" if relaxed.dry_run else "reserve",
-                    force=False,
-                    lease_seconds=self.settings.lock_lease_seconds,
-                    cooldown_minutes=self.settings.cooldown_minutes,
-                    max_hour=self.settings.max_rollbacks_per_hour,
-                    max_day=self.settings.max_rollbacks_per_day,
-                    max_concurrent=self.settings.max_concurrent_rollbacks,
-                    expect_state="pending_approval",
-                    new_state="skipped" if relaxed.dry_run else "running",
-                )
-                if result.reason == "not_pending":
-                    raise Conflict(f"rollback {rollback_id} is not pending (it is {result.detail})")
-                facts = with_fact(facts, reservation=self._reservation(result))
+        decision, facts = self._decide(trigger, rollback_id, approving=True)
         if decision.decision != ROLLBACK and decision.reason != "dry_run":
             raise Conflict(f"approval of {rollback_id} blocked: {decision.reason}")
         record.note(actor, "approve")
@@ -586,8 +584,9 @@ class Engine:
             extra={"rollback_id": rollback_id, "actor": actor, "service": record.service},
         )
         self.tell(event_for(record, STARTED))
+        answer = RollbackRecord.from_json(record.to_json())  # as it starts; the runner goes on
         self.submit(record, job)
-        return record
+        return answer
 
     def _pending(self, rollback_id: str) -> RollbackRecord:
         record = self.store.get_record(rollback_id)

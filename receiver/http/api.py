@@ -92,7 +92,7 @@ def manual_rollback() -> tuple[Response, int]:
         force=_opt_bool(data, "force"),
     )
     outcome, record = engine().manual_rollback(manual, _actor())
-    status = 202 if record.state == "running" else 200
+    status = 202 if outcome.decision == "rollback" else 200  # started: it runs on
     return jsonify({**outcome.to_dict(), "record": record.to_dict()}), status
 
 
