@@ -114,6 +114,8 @@ def create(ctx: click.Context, duration: str, comment: str, service: str | None,
     click.echo(f"matchers: {{{', '.join(str(m) for m in matchers)}}}")
     _audit("blackout created", actor=actor, silence_id=silence_id, service=service,
            until=_when(until), comment=comment.strip())
+    _tell_receiver("blackout_created", actor, silence_id=silence_id, service=service,
+                   until=_when(until), comment=comment.strip())
 
 
 @blackout.command(name="list")
@@ -158,6 +160,34 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
                f"{_when(datetime.now(UTC))}")
     _audit("blackout ended", actor=who, silence_id=silence_id, comment=silence.comment,
            created_by=silence.created_by)
+    _tell_receiver("blackout_ended", who, silence_id=silence_id, comment=silence.comment)
+
+
+def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
+    """Record the action in the receiver's audit trail when an ADMIN_TOKEN is at hand.
+
+    Best effort: the silence exists (or ended) whatever the receiver says, so a failure
+    here is a warning, not a failed command.
+    """
+    import requests
+
+    from receiver.cli import _admin_token
+
+    token = _admin_token()
+    if not token:
+        return
+    base = os.environ.get("RECEIVER_URL", "http://127.0.0.1:8080").rstrip("/")
+    body = {"action": action, **{k: v for k, v in details.items() if v}}
+    headers = {"Authorization": f"Bearer {token}", "X-Rollback-Actor": actor}
+    try:
+        response = requests.post(f"{base}/api/v1/audit", json=body, headers=headers, timeout=10)
+    except requests.RequestException as exc:
+        click.echo(f"warning: not recorded in the receiver's audit trail: cannot reach {base} "
+                   f"({exc.__class__.__name__})", err=True)
+        return
+    if response.status_code != 201:
+        click.echo(f"warning: not recorded in the receiver's audit trail: "
+                   f"{response.status_code}", err=True)
 
 
 def _audit(message: str, **fields: object) -> None:

@@ -540,11 +540,27 @@ class Engine:
             actor=actor,
             manual=request,
         )
+        self.audit(
+            actor,
+            "manual_rollback",
+            rollback_id=outcome.rollback_id,
+            service=request.service,
+            decision=decision.decision,
+            reason=decision.reason,
+            force=request.force,
+            dry_run=request.dry_run,
+        )
         record = self.store.get_record(rollback_id) if outcome.rollback_id else None
         if record is None or (decision.decision == SKIPPED and decision.reason != "dry_run"):
             detail = next((c.detail for c in decision.checks if not c.passed), "")
             raise Conflict(f"rollback of {request.service} refused: {decision.reason} ({detail})")
         return outcome, record
+
+    def audit(self, actor: str, action: str, **details: Any) -> None:
+        """One operator action into the audit trail (Redis) and the log."""
+        entry = {"at": iso(), "actor": actor, "action": action, **details}
+        self.store.add_audit(entry)
+        log.info(f"audit: {action}", extra={"audit": True, **entry})
 
     def _namespace(self, service: str) -> str:
         target = self.settings.target_for(service)
@@ -563,6 +579,7 @@ class Engine:
         if decision.decision != ROLLBACK and decision.reason != "dry_run":
             raise Conflict(f"approval of {rollback_id} blocked: {decision.reason}")
         record.note(actor, "approve")
+        self.audit(actor, "approve", rollback_id=rollback_id, service=record.service)
         record.checks = [dict(c) for c in explain(decision)]
         self.store.remove_deadline("pending", rollback_id)
         self.store.remove_deadline("veto", rollback_id)
@@ -611,6 +628,13 @@ class Engine:
             )
         self.store.remove_deadline("pending", rollback_id)
         self.store.remove_deadline("veto", rollback_id)
+        self.audit(
+            actor,
+            "reject" if state == "rejected" else state,
+            rollback_id=rollback_id,
+            service=record.service,
+            reason=reason,
+        )
         if reason in metrics.SKIP_REASONS:
             metrics.SKIPPED.labels(record.service, reason).inc()
         metrics.DECISIONS.labels(SKIPPED, reason).inc()

@@ -106,6 +106,35 @@ def reject(rollback_id: str) -> Response:
     return jsonify(engine().reject(rollback_id, _actor()).to_dict())
 
 
+AUDIT_ACTIONS = ("blackout_created", "blackout_ended")
+
+
+@bp.get("/audit")
+def audit_trail() -> Response:
+    """Operator actions, newest first: approvals, rejections, manual rollbacks, blackouts."""
+    raw_limit = request.args.get("limit", "50")
+    if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
+        raise BadRequest("limit must be a whole number from 1 to 1000")
+    return jsonify({"audit": engine().store.list_audit(int(raw_limit))})
+
+
+@bp.post("/audit")
+def record_audit() -> tuple[Response, int]:
+    """What the CLI did outside the receiver (blackouts are Alertmanager silences)."""
+    data = _json_object()
+    action = _opt_str(data, "action")
+    if action not in AUDIT_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(AUDIT_ACTIONS)}")
+    silence_id = _opt_str(data, "silence_id")
+    if not silence_id:
+        raise BadRequest("silence_id is required")
+    details = {name: _opt_str(data, name) for name in ("service", "comment", "until")}
+    engine().audit(
+        _actor(), action, silence_id=silence_id, **{k: v[:500] for k, v in details.items() if v}
+    )
+    return jsonify({"recorded": action}), 201
+
+
 @bp.get("/status")
 def status() -> Response:
     eng = engine()

@@ -6,6 +6,7 @@ Every Redis error becomes `StoreUnavailable`, which the webhook answers with
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -256,6 +257,22 @@ class Store:
             if record is not None:
                 records.append(record)
         return records
+
+    # -- audit trail -------------------------------------------------------------------
+
+    def add_audit(self, entry: dict[str, Any]) -> None:
+        """Append one operator action (newest first), bounded like the history."""
+        key = self.key("audit")
+        with self.guarded():
+            pipe = self.client.pipeline(transaction=True)
+            pipe.lpush(key, json.dumps(entry, sort_keys=True))
+            pipe.ltrim(key, 0, self.max_records - 1)
+            pipe.expire(key, self.retention_seconds)
+            pipe.execute()
+
+    def list_audit(self, limit: int = 50) -> list[dict[str, Any]]:
+        raw = self._call(lambda: self.client.lrange(self.key("audit"), 0, max(limit, 1) - 1))
+        return [json.loads(decode(item)) for item in raw]
 
     # -- revisions -----------------------------------------------------------------------
 

@@ -1,0 +1,71 @@
+"""The audit trail: who approved, rejected, rolled back by hand, or changed a blackout."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from receiver.app import create_app
+from tests.support import alert, payload
+
+
+def test_operator_actions_land_in_the_audit_trail_newest_first(
+    make_engine: Any, admin: dict[str, str]
+) -> None:
+    engine = make_engine(REQUIRE_APPROVAL="true")
+    client = create_app(engine.settings, engine=engine, start_sweeper=False).test_client()
+    first = client.post("/webhook", json=payload(alert("api"))).get_json()["alerts"][0]
+    second = client.post("/webhook", json=payload(alert("api", tier="critical"))).get_json()
+    as_gina = {**admin, "X-Rollback-Actor": "gina"}
+    assert (
+        client.post(
+            f"/api/v1/rollbacks/{first['rollback_id']}/approve", headers=as_gina
+        ).status_code
+        == 200
+    )
+    rejected = second["alerts"][0]["rollback_id"]
+    assert client.post(f"/api/v1/rollbacks/{rejected}/reject", headers=admin).status_code == 200
+    assert engine.wait_idle(10)
+    refused = client.post("/api/v1/rollbacks", headers=as_gina, json={"service": "api"})
+    assert refused.status_code == 409  # locked out by the cooldown: still an action taken
+    trail = client.get("/api/v1/audit", headers=admin).get_json()["audit"]
+    assert [(e["action"], e["actor"]) for e in trail] == [
+        ("manual_rollback", "gina (token admin)"),
+        ("reject", "admin"),
+        ("approve", "gina (token admin)"),
+    ]
+    assert trail[0]["reason"] == "cooldown" and trail[2]["rollback_id"] == first["rollback_id"]
+    assert all(e["at"].endswith("Z") for e in trail)
+
+
+def test_the_cli_can_record_a_blackout_and_bad_entries_are_refused(
+    client: Any, admin: dict[str, str]
+) -> None:
+    headers = {**admin, "X-Rollback-Actor": "hank"}
+    ok = client.post(
+        "/api/v1/audit",
+        headers=headers,
+        json={
+            "action": "blackout_created",
+            "silence_id": "5f1c",
+            "service": "api",
+            "comment": "release freeze",
+            "until": "2026-11-26 18:00 UTC",
+        },
+    )
+    assert ok.status_code == 201
+    (entry,) = client.get("/api/v1/audit", headers=admin).get_json()["audit"]
+    assert (entry["action"], entry["actor"], entry["silence_id"], entry["comment"]) == (
+        "blackout_created",
+        "hank (token admin)",
+        "5f1c",
+        "release freeze",
+    )
+    bad_action = client.post(
+        "/api/v1/audit", headers=admin, json={"action": "approve", "silence_id": "x"}
+    )
+    assert (
+        bad_action.status_code == 400 and "action must be one of" in bad_action.get_json()["error"]
+    )
+    no_id = client.post("/api/v1/audit", headers=admin, json={"action": "blackout_ended"})
+    assert no_id.status_code == 400 and "silence_id" in no_id.get_json()["error"]
+    assert client.post("/api/v1/audit", json={"action": "blackout_ended"}).status_code == 401
