@@ -48,14 +48,14 @@ from tests.e2e.conftest import (  # noqa: E402
 from tests.e2e.exporter import Exporter  # noqa: E402
 from tests.e2e.stack import (  # noqa: E402
     BareSink,
-    RealAlertmanager,
-    RealPrometheus,
+    ChainPrometheus,
     shipped_alertmanager_config,
     wait_until,
 )
 from tests.fakes import BareRepo  # noqa: E402
 from tests.fakes.argocd import FakeApp, FakeArgoCD  # noqa: E402
 from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.procs import Alertmanager  # noqa: E402
 from tests.serving import Served  # noqa: E402
 
 
@@ -208,15 +208,15 @@ class Bench:
         token_file.write_text(WEBHOOK_TOKEN, encoding="utf-8")
         slack_file = self.tmp / "slack"
         slack_file.write_text(self.sink.base_url + "/services/T0/B0/slack", encoding="utf-8")
-        to_receiver = RealAlertmanager(
+        to_receiver = Alertmanager(
             shipped_alertmanager_config(self.served.url + "/webhook", token_file, slack_file)
         ).start()
         self.stopping.append(to_receiver)
-        to_sink = RealAlertmanager(
+        to_sink = Alertmanager(
             shipped_alertmanager_config(self.sink.base_url + "/webhook", token_file, slack_file)
         ).start()
         self.stopping.append(to_sink)
-        self.prometheus = RealPrometheus(
+        self.prometheus = ChainPrometheus(
             self.exporter.address,
             [f"127.0.0.1:{to_receiver.port}", f"127.0.0.1:{to_sink.port}"],
         ).start()

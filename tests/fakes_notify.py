@@ -1,4 +1,4 @@
-"""Loopback stand-ins for Slack and PagerDuty, and a runner for the real Alertmanager binary.
+"""Loopback stand-ins for Slack and PagerDuty (the real Alertmanager runner is in tests.procs).
 
 The sinks answer as the real services do (API-FACTS E.1, E.2): Slack's incoming webhook
 answers 200 `ok`, 400 `invalid_payload`, 429 with Retry-After; PagerDuty's Events API v2
@@ -10,19 +10,13 @@ them as context managers (or start()/stop()); `url` is the endpoint to configure
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import socket
-import subprocess
-import tempfile
 import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-import requests
+from tests.procs import Answer, LoopbackServer
 
 
 @dataclass
@@ -42,62 +36,21 @@ class _Scripted:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class _Sink:
-    """A threaded HTTP server on 127.0.0.1 (free port) that records POSTs."""
+class _Sink(LoopbackServer):
+    """A loopback HTTP server that records POSTs and answers them (scripted answers first)."""
+
+    poll_interval = 0.02
 
     def __init__(self) -> None:
+        super().__init__()
         self.received: list[Received] = []
         self._scripted: list[_Scripted] = []
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
-    # -- lifecycle ------------------------------------------------------------------
-    def start(self) -> _Sink:
-        sink = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                body = self.rfile.read(length)
-                status, payload, headers = sink._answer(self.path, dict(self.headers), body)
-                self.send_response(status)
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
-
-    def __enter__(self) -> Any:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "sink not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        if method != "POST":
+            return 501, b"", {}
+        return self._answer(path, headers, body)
 
     # -- scripting ------------------------------------------------------------------
     def fail_next(self, status: int, body: bytes | str = b"", times: int = 1,
@@ -255,83 +208,3 @@ class PagerDutySink(_Sink):
         dedup_key = parsed.get("dedup_key") or uuid.uuid4().hex
         answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}
         return 202, json.dumps(answer).encode(), plain
-
-
-# -- the real Alertmanager ------------------------------------------------------------------
-
-ALERTMANAGER_BINARY = "/usr/bin/prometheus-alertmanager"
-_MINIMAL_CONFIG = "route:\n  receiver: default\nreceivers:\n  - name: default\n"
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bind port 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-class RealAlertmanager:
-    """The machine's Alertmanager on a free loopback port, no clustering, temp storage."""
-
-    def __init__(self) -> None:
-        self.dir = tempfile.mkdtemp(prefix="am-test-")
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, attempts: int = 3) -> RealAlertmanager:
-        config = os.path.join(self.dir, "alertmanager.yml")
-        with open(config, "w", encoding="utf-8") as handle:
-            handle.write(_MINIMAL_CONFIG)
-        for _ in range(attempts):  # another run may take the port between probe and bind
-            self.port = free_port()
-            self._log = open(os.path.join(self.dir, "log"), "ab")
-            self.process = subprocess.Popen(
-                [ALERTMANAGER_BINARY, f"--config.file={config}",
-                 f"--storage.path={os.path.join(self.dir, 'data')}",
-                 f"--web.listen-address=127.0.0.1:{self.port}", "--cluster.listen-address="],
-                stdout=self._log, stderr=subprocess.STDOUT,
-            )
-            if self._wait_ready(10.0):
-                return self
-            self.stop(cleanup=False)
-        raise RuntimeError(f"Alertmanager did not start; see {self.dir}/log")
-
-    def _wait_ready(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                with requests.get(f"{self.url}/-/ready", timeout=0.5) as response:
-                    if response.status_code == 200:
-                        return True
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        return False
-
-    def stop(self, cleanup: bool = True) -> None:
-        if self.process is not None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if cleanup:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def __enter__(self) -> RealAlertmanager:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()

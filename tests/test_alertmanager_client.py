@@ -18,17 +18,17 @@ from receiver.clients.alertmanager import (
     blackout_matchers,
     parse_time,
 )
-from tests.fakes_notify import RealAlertmanager, free_port
+from tests.procs import Alertmanager, free_port
 
 
 @pytest.fixture(scope="module")
-def alertmanager() -> Iterator[RealAlertmanager]:
-    with RealAlertmanager() as running:
+def alertmanager() -> Iterator[Alertmanager]:
+    with Alertmanager() as running:
         yield running
 
 
 @pytest.fixture
-def client(alertmanager: RealAlertmanager) -> Iterator[AlertmanagerClient]:
+def client(alertmanager: Alertmanager) -> Iterator[AlertmanagerClient]:
     with AlertmanagerClient(alertmanager.url) as am:
         yield am
 

@@ -13,7 +13,8 @@ from click.testing import CliRunner
 from receiver.check import BudgetReport, read_budget, tier_of
 from receiver.cli_ops import check
 from receiver.clients.prometheus import PrometheusClient
-from tests.prom import SHIPPED_RULES, Exporter, Prometheus, free_port
+from tests.procs import SHIPPED_RULES, Prometheus, free_port
+from tests.prom import Exporter
 
 ERROR_BUDGET = 0.001
 # service -> error ratio; consumption = ratio / ERROR_BUDGET (the exporter's ratio is exact).
@@ -39,9 +40,9 @@ def proms(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Proms]:
         for service, ratio in SERVICES.items():
             exporter.traffic.set(service, rps=1000, error_ratio=ratio)
         exporter.traffic.set("idle", rps=0)
-        rules = Prometheus.start(tmp, targets=[exporter.address], rule_files=SHIPPED_RULES)
+        rules = Prometheus(tmp, targets=[exporter.address], rule_files=SHIPPED_RULES).start()
         try:
-            raw = Prometheus.start(tmp, targets=[exporter.address])
+            raw = Prometheus(tmp, targets=[exporter.address]).start()
             try:
                 count = len(SERVICES)
                 rules.wait_for(

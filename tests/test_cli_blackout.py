@@ -12,26 +12,26 @@ from click.testing import CliRunner, Result
 
 from receiver.cli_blackout import blackout
 from receiver.clients.alertmanager import AlertmanagerClient, Matcher, blackout_matchers
-from tests.fakes_notify import RealAlertmanager, free_port
+from tests.procs import Alertmanager, free_port
 
 Invoke = Callable[..., Result]
 SILENCE_ID = re.compile(r"created blackout ([0-9a-f-]{36}) ")
 
 
 @pytest.fixture(scope="module")
-def alertmanager() -> Iterator[RealAlertmanager]:
-    with RealAlertmanager() as running:
+def alertmanager() -> Iterator[Alertmanager]:
+    with Alertmanager() as running:
         yield running
 
 
 @pytest.fixture
-def am(alertmanager: RealAlertmanager) -> Iterator[AlertmanagerClient]:
+def am(alertmanager: Alertmanager) -> Iterator[AlertmanagerClient]:
     with AlertmanagerClient(alertmanager.url) as client:
         yield client
 
 
 @pytest.fixture
-def run(alertmanager: RealAlertmanager) -> Iterator[Invoke]:
+def run(alertmanager: Alertmanager) -> Iterator[Invoke]:
     runner = CliRunner()
 
     def invoke(*args: str, env: dict[str, str] | None = None) -> Result:

@@ -32,7 +32,14 @@ from receiver.pipeline import Engine
 from receiver.state.store import Store
 from tests.conftest import BASE_ENV, REAL_REDIS_URL, shared_fixture
 from tests.fakes import BareRepo
-from tests.prom import SHIPPED_RULES, Alertmanager, Exporter, Prometheus, WebhookSink, free_port
+from tests.procs import (
+    SHIPPED_RULES,
+    Alertmanager,
+    Prometheus,
+    free_port,
+    webhook_alertmanager_config,
+)
+from tests.prom import Exporter, WebhookSink
 from tests.support import Backend, alert
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,7 +78,7 @@ def firing(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Firing]:
         exporter.traffic.set("api", rps=100, error_ratio=0.5)  # configured (SERVICE_NAME=api)
         exporter.traffic.set("other", rps=100, error_ratio=0.5)  # not configured here
         exporter.traffic.set("calm", rps=100, error_ratio=0.0)
-        prom = Prometheus.start(tmp, targets=[exporter.address], rule_files=SHIPPED_RULES)
+        prom = Prometheus(tmp, targets=[exporter.address], rule_files=SHIPPED_RULES).start()
         try:
             api_alert = firing_trigger(prom, "api")
             firing_trigger(prom, "other")
@@ -318,15 +325,15 @@ def test_monitor_builds_exactly_the_alert_a_real_alertmanager_delivers(
     external = {"cluster": "ci", "namespace": "shadowed-by-the-alert"}
     with Exporter() as exporter, WebhookSink() as sink:
         exporter.traffic.set("api", rps=100, error_ratio=0.5)
-        am = Alertmanager.start(tmp_path, sink.url + "/hook")
+        am = Alertmanager(webhook_alertmanager_config(sink.url + "/hook"), workdir=tmp_path).start()
         try:
-            prom = Prometheus.start(
+            prom = Prometheus(
                 tmp_path,
                 targets=[exporter.address],
                 rule_files=SHIPPED_RULES,
                 alertmanagers=[am.address],
                 external_labels=external,
-            )
+            ).start()
             try:
                 bodies = sink.wait_for(lambda got: got, timeout=40)
                 client = PrometheusClient(prom.url)

@@ -10,7 +10,8 @@ import requests
 
 from receiver.tell import base
 from receiver.tell.pagerduty import PagerDutyNotifier
-from tests.fakes_notify import PagerDutySink, free_port
+from tests.fakes_notify import PagerDutySink
+from tests.procs import free_port
 
 KEY = "R0UT1NGK3Y0123456789abcdefABCDEF"  # 32 characters, like an integration key
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import requests
 
-from tests.serving import free_port
+from tests.procs import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -11,13 +11,13 @@ import pytest
 from receiver.app import default_silence_check
 from receiver.clients.alertmanager import AlertmanagerClient, Matcher, blackout_matchers
 from receiver.intake.payload import parse_alert
-from tests.fakes_notify import RealAlertmanager
+from tests.procs import Alertmanager
 from tests.support import Backend, alert
 
 
 @pytest.fixture(scope="module")
-def alertmanager() -> Iterator[RealAlertmanager]:
-    am = RealAlertmanager().start()
+def alertmanager() -> Iterator[Alertmanager]:
+    am = Alertmanager().start()
     yield am
     am.stop()
 
@@ -30,7 +30,7 @@ def engine_for(make_engine: Any, url: str) -> Any:
 
 
 def test_a_silence_made_after_the_delivery_left_blocks_the_rollback(
-    make_engine: Any, alertmanager: RealAlertmanager, backend: Backend
+    make_engine: Any, alertmanager: Alertmanager, backend: Backend
 ) -> None:
     engine = engine_for(make_engine, alertmanager.url)
     with AlertmanagerClient(alertmanager.url) as client:
@@ -51,7 +51,7 @@ def test_a_silence_made_after_the_delivery_left_blocks_the_rollback(
 
 
 def test_a_freeze_silence_is_scoped_by_its_other_matchers(
-    make_engine: Any, alertmanager: RealAlertmanager, backend: Backend
+    make_engine: Any, alertmanager: Alertmanager, backend: Backend
 ) -> None:
     engine = engine_for(make_engine, alertmanager.url)
     freeze = [Matcher("rollback_freeze", "true"), Matcher("namespace", "production")]

@@ -12,7 +12,8 @@ import requests
 from receiver.config import Secret
 from receiver.tell import base
 from receiver.tell.slack import SlackNotifier
-from tests.fakes_notify import SlackSink, free_port
+from tests.fakes_notify import SlackSink
+from tests.procs import free_port
 
 ALL_KINDS = (
     base.PENDING_APPROVAL, base.STARTED, base.COMPLETED, base.FAILED, base.NOT_EFFECTIVE,

@@ -25,12 +25,9 @@ import requests
 
 from tests.e2e.exporter import Exporter
 from tests.e2e.stack import (
-    ALERTMANAGER_BINARY,
-    PROMETHEUS_BINARY,
     Arrival,
     BareSink,
-    RealAlertmanager,
-    RealPrometheus,
+    ChainPrometheus,
     Router,
     shipped_alertmanager_config,
     wait_until,
@@ -39,6 +36,7 @@ from tests.fakes import BareRepo
 from tests.fakes.argocd import FakeApp, FakeArgoCD
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes_notify import PagerDutySink, SlackSink
+from tests.procs import ALERTMANAGER_BINARY, PROMETHEUS_BINARY, Alertmanager
 from tests.serving import Served
 
 E2E_REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
@@ -65,8 +63,8 @@ class Stack:
     exporter: Exporter
     router: Router
     am_slack: BareSink
-    alertmanager: RealAlertmanager
-    prometheus: RealPrometheus
+    alertmanager: Alertmanager
+    prometheus: ChainPrometheus
     tmp: Path
 
 
@@ -85,11 +83,11 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     slack_url_file.write_text(am_slack.base_url + "/services/T0/B0/am\n", encoding="utf-8")
     started: list[Any] = [exporter, router, am_slack]
     try:
-        alertmanager = RealAlertmanager(
+        alertmanager = Alertmanager(
             shipped_alertmanager_config(router.url, token_file, slack_url_file)
         ).start()
         started.append(alertmanager)
-        prometheus = RealPrometheus(exporter.address, [f"127.0.0.1:{alertmanager.port}"]).start()
+        prometheus = ChainPrometheus(exporter.address, [f"127.0.0.1:{alertmanager.port}"]).start()
         started.append(prometheus)
         yield Stack(exporter, router, am_slack, alertmanager, prometheus, tmp)
     finally:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+
+from tests.procs import MetricsServer
 
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
@@ -62,14 +62,13 @@ class ServiceTraffic:
         return out
 
 
-class Exporter:
+class Exporter(MetricsServer):
     """Serves /metrics for the services it was told about; thread-safe knobs."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.services: dict[str, ServiceTraffic] = {}
         self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     # -- knobs ----------------------------------------------------------------------------
 
@@ -94,7 +93,7 @@ class Exporter:
             traffic.advance(time.monotonic())
             traffic.error_fraction = 0.0
 
-    def render(self) -> str:
+    def exposition(self) -> str:
         now = time.monotonic()
         lines = [
             "# HELP http_requests_total Requests served.",
@@ -111,46 +110,3 @@ class Exporter:
                 lines.extend(body[:2])
                 histogram.extend(body[2:])
         return "\n".join(lines + histogram) + "\n"
-
-    # -- lifecycle -------------------------------------------------------------------------
-
-    def start(self) -> Exporter:
-        exporter = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                if self.path.split("?")[0] != "/metrics":
-                    self.send_error(404)
-                    return
-                payload = exporter.render().encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "text/plain; version=0.0.4")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    @property
-    def address(self) -> str:
-        """host:port, the scrape target."""
-        assert self._server is not None, "start() the exporter first"
-        return f"127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None

@@ -1,11 +1,11 @@
 """The monitoring chain for end-to-end runs: real Prometheus and Alertmanager, a router, sinks.
 
-- `RealPrometheus`: /usr/bin/prometheus, 1s scrape and evaluation, loaded with THE SHIPPED
-  alerts/*.yml; scrapes the exporter (job `app`) and the receivers listed in a file_sd file
-  (job `rollback-receiver`); sends alerts to the Alertmanager.
-- `RealAlertmanager`: Alertmanager 0.25 with THE SHIPPED deploy/alertmanager/alertmanager.yml,
-  of which only the webhook URL, the credentials/URL file paths and the timings are rewritten
-  (`shipped_alertmanager_config`).
+- `ChainPrometheus`: the shared `tests.procs.Prometheus` (1s scrape and evaluation) loaded with
+  THE SHIPPED alerts/*.yml; scrapes the exporter (job `app`) and the receivers listed in a
+  file_sd file (job `rollback-receiver`); sends alerts to the Alertmanager.
+- `shipped_alertmanager_config`: THE SHIPPED deploy/alertmanager/alertmanager.yml, of which only
+  the webhook URL, the credentials/URL file paths and the timings are rewritten, for the shared
+  `tests.procs.Alertmanager` (Alertmanager 0.25).
 - `Router`: the webhook URL Alertmanager is given. It forwards each delivery, byte for byte
   and with its Authorization header, to the receivers registered for the delivery's `service`
   (several = the same delivery to several receiver processes) and answers with their worst
@@ -21,37 +21,32 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import socket
-import subprocess
-import tempfile
 import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, TypeVar
 
 import requests
 import yaml
 
+from tests.procs import (
+    SHIPPED_RULES,
+    Answer,
+    LoopbackServer,
+    Process,
+    Prometheus,
+    free_port,
+)
+
 ROOT = Path(__file__).resolve().parents[2]
-PROMETHEUS_BINARY = shutil.which("prometheus") or "/usr/bin/prometheus"
-ALERTMANAGER_BINARY = "/usr/bin/prometheus-alertmanager"
 REDIS_BINARY = shutil.which("redis-server") or "/usr/bin/redis-server"
-SHIPPED_RULES = sorted((ROOT / "alerts").glob("*.yml"))
 SHIPPED_ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
 
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (bind port 0, read it, release it)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(
@@ -71,60 +66,6 @@ def wait_until(
             extra = f"\n{detail()}" if detail else ""
             raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}{extra}")
         time.sleep(interval)
-
-
-class _Process:
-    """A child process with a log file in a temp dir, stopped by its PID."""
-
-    name = "process"
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix=f"e2e-{self.name}-"))
-        self.port = 0
-        self.process: subprocess.Popen[bytes] | None = None
-        self._log: Any = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def _spawn(self, args: list[str]) -> None:
-        self._log = (self.dir / "log").open("ab")
-        self.process = subprocess.Popen(args, stdout=self._log, stderr=subprocess.STDOUT)
-
-    def log_tail(self, chars: int = 3000) -> str:
-        path = self.dir / "log"
-        return path.read_text(errors="replace")[-chars:] if path.exists() else ""
-
-    def stop(self, cleanup: bool = True) -> None:
-        if self.process is not None:
-            if self.process.poll() is None:
-                self.process.send_signal(signal.SIGTERM)
-                try:
-                    self.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    self.process.kill()
-                    self.process.wait(timeout=10)
-            self.process = None
-        if self._log is not None:
-            self._log.close()
-            self._log = None
-        if cleanup:
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-    def _ready(self, path: str, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process is None or self.process.poll() is not None:
-                return False
-            try:
-                with requests.get(self.url + path, timeout=0.5) as response:
-                    if response.status_code == 200:
-                        return True
-            except requests.RequestException:
-                pass
-            time.sleep(0.05)
-        return False
 
 
 # -- Alertmanager ------------------------------------------------------------------------------
@@ -172,93 +113,34 @@ def shipped_alertmanager_config(
     return config
 
 
-class RealAlertmanager(_Process):
-    """Alertmanager 0.25 on a free loopback port, no clustering, temp storage."""
-
-    name = "alertmanager"
-
-    def __init__(self, config: dict[str, Any]) -> None:
-        super().__init__()
-        self.config_path = self.dir / "alertmanager.yml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-
-    def start(self, attempts: int = 3) -> RealAlertmanager:
-        for _ in range(attempts):  # another run may take the port between probe and bind
-            self.port = free_port()
-            self._spawn(
-                [
-                    ALERTMANAGER_BINARY,
-                    f"--config.file={self.config_path}",
-                    f"--storage.path={self.dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                    "--cluster.listen-address=",
-                ]
-            )
-            if self._ready("/-/ready", 15.0):
-                return self
-            self.stop(cleanup=False)
-        raise RuntimeError(f"Alertmanager did not start: {self.log_tail()}")
-
-    def alerts(self, **labels: str) -> list[dict[str, Any]]:
-        """Alerts Alertmanager holds whose labels include `labels`."""
-        params = [("filter", f'{k}="{v}"') for k, v in labels.items()]
-        with requests.get(f"{self.url}/api/v2/alerts", params=params, timeout=5) as response:
-            response.raise_for_status()
-            return list(response.json())
-
-
 # -- Prometheus --------------------------------------------------------------------------------
 
 
-class RealPrometheus(_Process):
-    """Prometheus with the shipped rules, 1s scrape and evaluation, on a free loopback port."""
-
-    name = "prometheus"
+class ChainPrometheus(Prometheus):
+    """Prometheus with the shipped rules that also scrapes the receivers in a file_sd file."""
 
     def __init__(
         self, exporter: str, alertmanagers: list[str], rule_files: list[Path] | None = None
     ) -> None:
-        super().__init__()
+        super().__init__(
+            targets=[exporter],
+            rule_files=rule_files or SHIPPED_RULES,
+            alertmanagers=alertmanagers,
+            scrape_timeout="900ms",
+        )
         self.receivers_file = self.dir / "receivers.json"
         self.receivers_file.write_text("[]", encoding="utf-8")
         self._targets: set[str] = set()
         self._targets_lock = threading.Lock()
-        config = {
-            "global": {
-                "scrape_interval": "1s",
-                "evaluation_interval": "1s",
-                "scrape_timeout": "900ms",
-            },
-            "rule_files": [str(p) for p in (rule_files or SHIPPED_RULES)],
-            "alerting": {"alertmanagers": [{"static_configs": [{"targets": alertmanagers}]}]},
-            "scrape_configs": [
-                {"job_name": "app", "static_configs": [{"targets": [exporter]}]},
-                {
-                    "job_name": "rollback-receiver",
-                    "file_sd_configs": [
-                        {"files": [str(self.receivers_file)], "refresh_interval": "1s"}
-                    ],
-                },
-            ],
-        }
-        self.config_path = self.dir / "prometheus.yml"
-        self.config_path.write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
-
-    def start(self, attempts: int = 3) -> RealPrometheus:
-        for _ in range(attempts):
-            self.port = free_port()
-            self._spawn(
-                [
-                    PROMETHEUS_BINARY,
-                    f"--config.file={self.config_path}",
-                    f"--storage.tsdb.path={self.dir / 'data'}",
-                    f"--web.listen-address=127.0.0.1:{self.port}",
-                ]
-            )
-            if self._ready("/-/ready", 20.0):
-                return self
-            self.stop(cleanup=False)
-        raise RuntimeError(f"Prometheus did not start: {self.log_tail()}")
+        self.config["scrape_configs"].append(
+            {
+                "job_name": "rollback-receiver",
+                "file_sd_configs": [
+                    {"files": [str(self.receivers_file)], "refresh_interval": "1s"}
+                ],
+            }
+        )
+        self.write_config()
 
     def scrape_receiver(self, address: str, scrape: bool = True) -> None:
         """Add (or remove) a receiver's host:port to the `rollback-receiver` job (file_sd)."""
@@ -271,13 +153,6 @@ class RealPrometheus(_Process):
             tmp = self.receivers_file.with_suffix(".tmp")
             tmp.write_text(body, encoding="utf-8")
             os.replace(tmp, self.receivers_file)
-
-    def query(self, expr: str) -> list[dict[str, Any]]:
-        with requests.get(
-            f"{self.url}/api/v1/query", params={"query": expr}, timeout=5
-        ) as response:
-            response.raise_for_status()
-            return list(response.json()["data"]["result"])
 
     def firing(self, alertname: str, **labels: str) -> bool:
         """True while ALERTS{alertname, labels} is firing."""
@@ -324,60 +199,26 @@ def _service_of(body: Any) -> str:
     return ""
 
 
-class _HTTPServer:
-    """A threaded loopback server whose POSTs go to `handle(path, headers, body)`."""
+class _Recorder(LoopbackServer):
+    """A loopback server (HTTP/1.1) whose POSTs go to `handle(path, headers, body)`."""
+
+    protocol_version = "HTTP/1.1"
 
     def __init__(self) -> None:
+        super().__init__()
         self.arrivals: list[Arrival] = []
         self.lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
 
     def handle(
         self, path: str, headers: dict[str, str], raw: bytes
     ) -> tuple[int, bytes]:  # pragma: no cover - overridden
         raise NotImplementedError
 
-    def start(self) -> Any:
-        owner = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length)
-                status, payload = owner.handle(self.path, dict(self.headers), raw)
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-        self._thread.start()
-        return self
-
-    @property
-    def base_url(self) -> str:
-        assert self._server is not None, "not started"
-        return f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-            self._thread = None
+    def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+        if method != "POST":
+            return 501, b"", {}
+        status, payload = self.handle(path, headers, body)
+        return status, payload, {"Content-Type": "application/json"}
 
     def for_service(self, service: str, alertname: str | None = None) -> list[Arrival]:
         with self.lock:
@@ -388,7 +229,7 @@ class _HTTPServer:
             ]
 
 
-class BareSink(_HTTPServer):
+class BareSink(_Recorder):
     """Answers every POST 200 and records it with its arrival time."""
 
     def handle(self, path: str, headers: dict[str, str], raw: bytes) -> tuple[int, bytes]:
@@ -406,7 +247,7 @@ class BareSink(_HTTPServer):
             return "\n".join(json.dumps(a.body) for a in self.arrivals)
 
 
-class Router(_HTTPServer):
+class Router(_Recorder):
     """Forwards Alertmanager deliveries to the receivers registered for their service."""
 
     def __init__(self) -> None:
@@ -468,28 +309,30 @@ class Router(_HTTPServer):
 # -- Redis -------------------------------------------------------------------------------------
 
 
-class RedisServer(_Process):
+class RedisServer(Process):
     """A throwaway redis-server on a free loopback port (never the machine's)."""
 
     name = "redis"
 
+    def command(self) -> list[str]:
+        return [
+            REDIS_BINARY,
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.dir),
+        ]
+
     def start(self, port: int | None = None) -> RedisServer:
+        """Start on `port` (a restart after `halt`) or a free one; wait for PONG."""
         self.port = port or free_port()
-        self._spawn(
-            [
-                REDIS_BINARY,
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.dir),
-            ]
-        )
+        self._spawn(self.command())
         deadline = time.monotonic() + 10
         while time.monotonic() < deadline:
             try:
