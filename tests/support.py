@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -144,3 +145,19 @@ def payload(*alerts: dict[str, Any]) -> dict[str, Any]:
         "groupKey": '{}:{alertname="TriggerEmergencyRollback"}',
         "truncatedAlerts": 0,
     }
+
+
+@contextmanager
+def live_server(app: Any) -> Iterator[str]:
+    """Serve a Flask app on a free loopback port in a thread; yields its base URL."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from receiver.app import create_app
-from tests.support import alert, payload
+from tests.support import alert, live_server, payload
 
 
 def test_operator_actions_land_in_the_audit_trail_newest_first(
@@ -75,57 +75,47 @@ def test_blackout_commands_record_who_in_the_receivers_audit_trail(
     make_engine: Any, tmp_path: Any
 ) -> None:
     import re
-    import threading
 
     from click.testing import CliRunner
-    from werkzeug.serving import make_server
 
     from receiver.cli import main
     from tests.procs import Alertmanager
 
     engine = make_engine()
     app = create_app(engine.settings, engine=engine, start_sweeper=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        with Alertmanager() as am:
-            env = {
-                "ALERTMANAGER_URL": am.url,
-                "USER": "ivy",
-                "ADMIN_TOKEN": "admin-secret-token",
-                "RECEIVER_URL": f"http://127.0.0.1:{server.server_port}",
-                "LOG_FILE": str(tmp_path / "cli.log"),
-            }
-            runner = CliRunner()
-            made = runner.invoke(
-                main,
-                [
-                    "blackout",
-                    "create",
-                    "--duration",
-                    "1h",
-                    "--comment",
-                    "db migration",
-                    "--service",
-                    "api",
-                ],
-                env=env,
-            )
-            assert made.exit_code == 0, made.output
-            silence_id = re.search(r"created blackout (\S+) ", made.output).group(1)
-            ended = runner.invoke(main, ["blackout", "end", silence_id], env=env)
-            assert ended.exit_code == 0, ended.output
-            shown = runner.invoke(main, ["history", "--audit"], env=env)
-            unreachable = runner.invoke(
-                main,
-                ["blackout", "create", "--duration", "1h", "--comment", "x"],
-                env={**env, "RECEIVER_URL": "http://127.0.0.1:9"},
-            )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
+    with live_server(app) as url, Alertmanager() as am:
+        env = {
+            "ALERTMANAGER_URL": am.url,
+            "USER": "ivy",
+            "ADMIN_TOKEN": "admin-secret-token",
+            "RECEIVER_URL": url,
+            "LOG_FILE": str(tmp_path / "cli.log"),
+        }
+        runner = CliRunner()
+        made = runner.invoke(
+            main,
+            [
+                "blackout",
+                "create",
+                "--duration",
+                "1h",
+                "--comment",
+                "db migration",
+                "--service",
+                "api",
+            ],
+            env=env,
+        )
+        assert made.exit_code == 0, made.output
+        silence_id = re.search(r"created blackout (\S+) ", made.output).group(1)
+        ended = runner.invoke(main, ["blackout", "end", silence_id], env=env)
+        assert ended.exit_code == 0, ended.output
+        shown = runner.invoke(main, ["history", "--audit"], env=env)
+        unreachable = runner.invoke(
+            main,
+            ["blackout", "create", "--duration", "1h", "--comment", "x"],
+            env={**env, "RECEIVER_URL": "http://127.0.0.1:9"},
+        )
     trail = engine.store.list_audit()
     assert [(e["action"], e["actor"], e["silence_id"]) for e in trail] == [
         ("blackout_ended", "ivy (token admin)", silence_id),

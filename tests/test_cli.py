@@ -3,33 +3,25 @@
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from werkzeug.serving import make_server
 
 from receiver.app import create_app
 from receiver.cli import main
 from receiver.intake.payload import parse_alert
 from tests.conftest import shared_fixture
-from tests.support import Backend, alert
+from tests.support import Backend, alert, live_server
 
 
 @pytest.fixture
 def live(make_engine: Any) -> Iterator[tuple[str, Any]]:
     engine = make_engine(REQUIRE_APPROVAL="true")
-    app = create_app(engine.settings, engine=engine, start_sweeper=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_port}", engine
-    server.shutdown()
-    server.server_close()
-    thread.join(5)
+    with live_server(create_app(engine.settings, engine=engine, start_sweeper=False)) as url:
+        yield url, engine
 
 
 def run(url: str, *args: str, token: str = "admin-secret-token", user: str = "frank") -> Any:
@@ -68,12 +60,7 @@ def test_reject_history_and_status(live: tuple[str, Any]) -> None:
 
 def test_a_manual_rollback_from_the_cli(make_engine: Any, backend: Backend) -> None:
     engine = make_engine()
-    app = create_app(engine.settings, engine=engine, start_sweeper=False)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        url = f"http://127.0.0.1:{server.server_port}"
+    with live_server(create_app(engine.settings, engine=engine, start_sweeper=False)) as url:
         result = run(
             url,
             "rollback",
@@ -99,10 +86,6 @@ def test_a_manual_rollback_from_the_cli(make_engine: Any, backend: Backend) -> N
             "frank (token admin)",
             "abc1234",
         )
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(5)
 
 
 def test_replay_prints_every_check_of_a_stored_payload(
