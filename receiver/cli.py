@@ -89,6 +89,30 @@ def _admin_token() -> str | None:
     return os.environ.get("ADMIN_TOKEN") or None
 
 
+def receiver_url() -> str:
+    return os.environ.get("RECEIVER_URL", "http://127.0.0.1:8080").rstrip("/")
+
+
+def receiver_request(
+    method: str,
+    path: str,
+    body: Any = None,
+    params: dict[str, Any] | None = None,
+    actor: str | None = None,
+    timeout: float = 30,
+) -> requests.Response:
+    """One call to the receiver's admin API with ADMIN_TOKEN and the acting person."""
+    person = actor or os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"
+    headers = {"X-Rollback-Actor": person}
+    token = _admin_token()
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return requests.request(
+        method, f"{receiver_url()}{path}", json=body, params=params, headers=headers,
+        timeout=timeout,
+    )
+
+
 def api(
     method: str,
     path: str,
@@ -97,15 +121,9 @@ def api(
     ok: tuple[int, ...] = (200, 202),
 ) -> Any:
     """Call the receiver's admin API; exit 4 when unreachable, 1 with its error otherwise."""
-    base = os.environ.get("RECEIVER_URL", "http://127.0.0.1:8080").rstrip("/")
-    headers = {"X-Rollback-Actor": os.environ.get("USER") or os.environ.get("LOGNAME") or "cli"}
-    token = _admin_token()
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
+    base = receiver_url()
     try:
-        response = requests.request(
-            method, f"{base}{path}", json=body, params=params, headers=headers, timeout=30
-        )
+        response = receiver_request(method, path, body, params)
     except requests.RequestException as exc:
         fail(f"cannot reach the receiver at {base}: {exc.__class__.__name__}", EXIT_UNREACHABLE)
     try:

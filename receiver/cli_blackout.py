@@ -171,18 +171,16 @@ def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
     """
     import requests
 
-    from receiver.cli import _admin_token
+    from receiver.cli import _admin_token, receiver_request, receiver_url
 
-    token = _admin_token()
-    if not token:
+    if not _admin_token():
         return
-    base = os.environ.get("RECEIVER_URL", "http://127.0.0.1:8080").rstrip("/")
     body = {"action": action, **{k: v for k, v in details.items() if v}}
-    headers = {"Authorization": f"Bearer {token}", "X-Rollback-Actor": actor}
     try:
-        response = requests.post(f"{base}/api/v1/audit", json=body, headers=headers, timeout=10)
+        response = receiver_request("POST", "/api/v1/audit", body, actor=actor, timeout=10)
     except requests.RequestException as exc:
-        click.echo(f"warning: not recorded in the receiver's audit trail: cannot reach {base} "
+        click.echo(f"warning: not recorded in the receiver's audit trail: cannot reach "
+                   f"{receiver_url()} "
                    f"({exc.__class__.__name__})", err=True)
         return
     if response.status_code != 201:
@@ -193,7 +191,6 @@ def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
 def _audit(message: str, **fields: object) -> None:
     """One JSON audit line on stderr (and LOG_FILE): who changed a blackout, and when."""
     import logging
-    import os
 
     from receiver.logs import setup_logging
 
