@@ -21,7 +21,8 @@ redis: ## the machine's Redis on 127.0.0.1:6379, started when it is not answerin
 	@bash scripts/ensure-redis.sh
 
 lint: venv
-	$(BIN)/ruff check receiver tests bench
+	$(BIN)/ruff check receiver tests bench scripts
+	$(BIN)/ruff format --check receiver tests bench scripts
 	$(BIN)/mypy
 
 rules: tools ## the shipped rules alone: promtool check + unit tests

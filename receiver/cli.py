@@ -108,7 +108,11 @@ def receiver_request(
     if token:
         headers["Authorization"] = f"Bearer {token}"
     return requests.request(
-        method, f"{receiver_url()}{path}", json=body, params=params, headers=headers,
+        method,
+        f"{receiver_url()}{path}",
+        json=body,
+        params=params,
+        headers=headers,
         timeout=timeout,
     )
 
@@ -154,8 +158,12 @@ def _record_line(r: dict[str, Any]) -> str:
 @main.command()
 @click.option("--service", default=None)
 @click.option("--limit", default=20, type=click.IntRange(1, 1000))
-@click.option("--audit", "audit", is_flag=True,
-              help="operator actions instead: approvals, rejections, manual rollbacks, blackouts")
+@click.option(
+    "--audit",
+    "audit",
+    is_flag=True,
+    help="operator actions instead: approvals, rejections, manual rollbacks, blackouts",
+)
 @click.option("--json", "as_json", is_flag=True)
 def history(service: str | None, limit: int, audit: bool, as_json: bool) -> None:
     """Rollback history, newest first."""
@@ -167,8 +175,10 @@ def history(service: str | None, limit: int, audit: bool, as_json: bool) -> None
             click.echo("no operator actions recorded")
         for entry in trail["audit"]:
             rest = {k: v for k, v in entry.items() if k not in ("at", "actor", "action")}
-            click.echo(f"{entry['at']}  {entry['actor']:<24} {entry['action']:<18} "
-                       + " ".join(f"{k}={v}" for k, v in sorted(rest.items())))
+            click.echo(
+                f"{entry['at']}  {entry['actor']:<24} {entry['action']:<18} "
+                + " ".join(f"{k}={v}" for k, v in sorted(rest.items()))
+            )
         return
     params: dict[str, Any] = {"limit": limit}
     if service:

@@ -73,8 +73,12 @@ def is_rollback_silence(silence: Silence) -> bool:
 
 
 @click.group()
-@click.option("--alertmanager-url", envvar="ALERTMANAGER_URL", default=None,
-              help="Alertmanager base URL (env ALERTMANAGER_URL)")
+@click.option(
+    "--alertmanager-url",
+    envvar="ALERTMANAGER_URL",
+    default=None,
+    help="Alertmanager base URL (env ALERTMANAGER_URL)",
+)
 @click.pass_context
 def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
     """Hold automatic rollbacks back: Alertmanager silences and recurring windows."""
@@ -87,8 +91,9 @@ def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
 @click.option("--service", default=None, help="only this service (default: every service)")
 @click.option("--created-by", default=None, help="who (default $USER)")
 @click.pass_context
-def create(ctx: click.Context, duration: str, comment: str, service: str | None,
-           created_by: str | None) -> None:
+def create(
+    ctx: click.Context, duration: str, comment: str, service: str | None, created_by: str | None
+) -> None:
     """Create a silence over every trigger alert (or one service's) for a while."""
     from receiver.config import parse_duration
 
@@ -104,23 +109,40 @@ def create(ctx: click.Context, duration: str, comment: str, service: str | None,
     matchers = blackout_matchers(service)
     with _alertmanager(ctx) as client:
         silence_id = client.create_silence(
-            matchers, duration=timedelta(seconds=seconds), created_by=actor,
+            matchers,
+            duration=timedelta(seconds=seconds),
+            created_by=actor,
             comment=comment.strip(),
         )
     until = datetime.now(UTC) + timedelta(seconds=seconds)
     scope = f"service {service}" if service else "every service"
-    click.echo(f"created blackout {silence_id} for {scope} until {_when(until)} by {actor}: "
-               f"{comment.strip()}")
+    click.echo(
+        f"created blackout {silence_id} for {scope} until {_when(until)} by {actor}: "
+        f"{comment.strip()}"
+    )
     click.echo(f"matchers: {{{', '.join(str(m) for m in matchers)}}}")
-    _audit("blackout created", actor=actor, silence_id=silence_id, service=service,
-           until=_when(until), comment=comment.strip())
-    _tell_receiver("blackout_created", actor, silence_id=silence_id, service=service,
-                   until=_when(until), comment=comment.strip())
+    _audit(
+        "blackout created",
+        actor=actor,
+        silence_id=silence_id,
+        service=service,
+        until=_when(until),
+        comment=comment.strip(),
+    )
+    _tell_receiver(
+        "blackout_created",
+        actor,
+        silence_id=silence_id,
+        service=service,
+        until=_when(until),
+        comment=comment.strip(),
+    )
 
 
 @blackout.command(name="list")
-@click.option("--all", "show_all", is_flag=True,
-              help="every active silence, not only blackouts and freezes")
+@click.option(
+    "--all", "show_all", is_flag=True, help="every active silence, not only blackouts and freezes"
+)
 @click.pass_context
 def list_(ctx: click.Context, show_all: bool) -> None:
     """Show active blackouts and freezes: id, who, why, until, matchers."""
@@ -131,11 +153,16 @@ def list_(ctx: click.Context, show_all: bool) -> None:
         click.echo("no active blackout")
         return
     for silence in sorted(shown, key=lambda s: s.ends_at):
-        kind = "freeze" if silence.is_freeze else (
-            "blackout" if is_rollback_silence(silence) else "silence")
-        click.echo(f"{silence.id}  {kind:<8}  until {_when(silence.ends_at)}  "
-                   f"by {silence.created_by}  {silence.describe_matchers()}  "
-                   f"— {silence.comment}")
+        kind = (
+            "freeze"
+            if silence.is_freeze
+            else ("blackout" if is_rollback_silence(silence) else "silence")
+        )
+        click.echo(
+            f"{silence.id}  {kind:<8}  until {_when(silence.ends_at)}  "
+            f"by {silence.created_by}  {silence.describe_matchers()}  "
+            f"— {silence.comment}"
+        )
 
 
 @blackout.command()
@@ -156,10 +183,16 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
         if silence.state == "expired":
             _fail(f"silence {silence_id} has already ended ({_when(silence.ends_at)})")
         client.expire_silence(silence_id)
-    click.echo(f"ended blackout {silence_id} ({silence.comment}) by {who} at "
-               f"{_when(datetime.now(UTC))}")
-    _audit("blackout ended", actor=who, silence_id=silence_id, comment=silence.comment,
-           created_by=silence.created_by)
+    click.echo(
+        f"ended blackout {silence_id} ({silence.comment}) by {who} at {_when(datetime.now(UTC))}"
+    )
+    _audit(
+        "blackout ended",
+        actor=who,
+        silence_id=silence_id,
+        comment=silence.comment,
+        created_by=silence.created_by,
+    )
     _tell_receiver("blackout_ended", who, silence_id=silence_id, comment=silence.comment)
 
 
@@ -179,13 +212,17 @@ def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
     try:
         response = receiver_request("POST", "/api/v1/audit", body, actor=actor, timeout=10)
     except requests.RequestException as exc:
-        click.echo(f"warning: not recorded in the receiver's audit trail: cannot reach "
-                   f"{receiver_url()} "
-                   f"({exc.__class__.__name__})", err=True)
+        click.echo(
+            f"warning: not recorded in the receiver's audit trail: cannot reach "
+            f"{receiver_url()} "
+            f"({exc.__class__.__name__})",
+            err=True,
+        )
         return
     if response.status_code != 201:
-        click.echo(f"warning: not recorded in the receiver's audit trail: "
-                   f"{response.status_code}", err=True)
+        click.echo(
+            f"warning: not recorded in the receiver's audit trail: {response.status_code}", err=True
+        )
 
 
 def _audit(message: str, **fields: object) -> None:
@@ -199,8 +236,13 @@ def _audit(message: str, **fields: object) -> None:
 
 
 @blackout.command()
-@click.option("--count", default=5, show_default=True, type=click.IntRange(1, 100),
-              help="how many occurrences")
+@click.option(
+    "--count",
+    default=5,
+    show_default=True,
+    type=click.IntRange(1, 100),
+    help="how many occurrences",
+)
 def windows(count: int) -> None:
     """Print the next occurrences of the recurring BLACKOUT_WINDOWS."""
     from receiver.config import Settings
@@ -218,8 +260,9 @@ def windows(count: int) -> None:
     current = active_window(parsed, now)
     for window in parsed:
         click.echo(f"window: {window.describe()}")
-    click.echo(f"now {_when(now)}: " + (f"inside {current.describe()}" if current
-                                        else "no window active"))
+    click.echo(
+        f"now {_when(now)}: " + (f"inside {current.describe()}" if current else "no window active")
+    )
     for start, finish, window in next_occurrences(parsed, now, count):
         note = "  (active now)" if start <= now < finish else ""
         local = f"{_local_time(start, window.zone)} → {_local_time(finish, window.zone)}"

@@ -62,8 +62,10 @@ def main(argv: list[str]) -> int:
     if "--check" in argv:
         current = TARGET.read_text() if TARGET.exists() else ""
         if current != text:
-            print(f"{TARGET.relative_to(ROOT)} is stale: run scripts/gen-prometheusrule.py",
-                  file=sys.stderr)
+            print(
+                f"{TARGET.relative_to(ROOT)} is stale: run scripts/gen-prometheusrule.py",
+                file=sys.stderr,
+            )
             return 1
         return 0
     TARGET.write_text(text)

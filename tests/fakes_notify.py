@@ -53,8 +53,13 @@ class _Sink(LoopbackServer):
         return self._answer(path, headers, body)
 
     # -- scripting ------------------------------------------------------------------
-    def fail_next(self, status: int, body: bytes | str = b"", times: int = 1,
-                  headers: dict[str, str] | None = None) -> None:
+    def fail_next(
+        self,
+        status: int,
+        body: bytes | str = b"",
+        times: int = 1,
+        headers: dict[str, str] | None = None,
+    ) -> None:
         """Answer the next `times` requests with this status and body."""
         raw = body.encode() if isinstance(body, str) else body
         with self._lock:
@@ -84,8 +89,9 @@ class _Sink(LoopbackServer):
         with self._lock:
             return list(self.received)
 
-    def _answer(self, path: str, headers: dict[str, str],
-                body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _answer(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         raise NotImplementedError
 
 
@@ -109,8 +115,9 @@ class SlackSink(_Sink):
         with self._lock:
             return [r.json for r in self.received if isinstance(r.json, dict)]
 
-    def _answer(self, path: str, headers: dict[str, str],
-                body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _answer(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         parsed = self._record(path, headers, body)
         plain = {"Content-Type": "text/html"}
         if not path.startswith("/services/"):
@@ -140,10 +147,18 @@ class PagerDutySink(_Sink):
 
     def rate_limit_next(self, times: int = 1) -> None:
         """Answer the next requests 429, as PagerDuty does over its rate limit."""
-        self.fail_next(429, json.dumps({"status": "throttle event",
-                                        "message": "Requests for this service are arriving "
-                                                   "too quickly.  Please retry later."}),
-                       times, {"Content-Type": "application/json"})
+        self.fail_next(
+            429,
+            json.dumps(
+                {
+                    "status": "throttle event",
+                    "message": "Requests for this service are arriving "
+                    "too quickly.  Please retry later.",
+                }
+            ),
+            times,
+            {"Content-Type": "application/json"},
+        )
 
     @property
     def events(self) -> list[dict[str, Any]]:
@@ -166,8 +181,9 @@ class PagerDutySink(_Sink):
         if not action:
             errors.append("'event_action' is missing or blank")
         elif action not in PAGERDUTY_ACTIONS:
-            errors.append("'event_action' is invalid (must be one of trigger, acknowledge, "
-                          "resolve)")
+            errors.append(
+                "'event_action' is invalid (must be one of trigger, acknowledge, resolve)"
+            )
         if action in ("acknowledge", "resolve") and not event.get("dedup_key"):
             errors.append("'dedup_key' is missing or blank")
         if len(str(event.get("dedup_key") or "")) > 255:
@@ -181,14 +197,17 @@ class PagerDutySink(_Sink):
                     if not payload.get(name):
                         errors.append(f"'payload.{name}' is missing or blank")
                 if payload.get("severity") and payload["severity"] not in PAGERDUTY_SEVERITIES:
-                    errors.append("'payload.severity' is invalid (must be one of critical, "
-                                  "error, warning, info)")
+                    errors.append(
+                        "'payload.severity' is invalid (must be one of critical, "
+                        "error, warning, info)"
+                    )
                 if len(str(payload.get("summary") or "")) > 1024:
                     errors.append("'payload.summary' is too long (maximum is 1024 characters)")
         return errors
 
-    def _answer(self, path: str, headers: dict[str, str],
-                body: bytes) -> tuple[int, bytes, dict[str, str]]:
+    def _answer(
+        self, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, bytes, dict[str, str]]:
         parsed = self._record(path, headers, body)
         plain = {"Content-Type": "application/json"}
         if path != "/v2/enqueue":
@@ -197,13 +216,19 @@ class PagerDutySink(_Sink):
         if scripted is not None:
             return scripted.status, scripted.body, {**plain, **scripted.headers}
         if parsed is None:
-            answer = {"status": "Unrecognized object", "message": "Event object format is "
-                      "unrecognized", "errors": ["JSON parse error"]}
+            answer = {
+                "status": "Unrecognized object",
+                "message": "Event object format is unrecognized",
+                "errors": ["JSON parse error"],
+            }
             return 400, json.dumps(answer).encode(), plain
         errors = self.validate(parsed)
         if errors:
-            answer = {"status": "invalid event", "message": "Event object is invalid",
-                      "errors": errors}
+            answer = {
+                "status": "invalid event",
+                "message": "Event object is invalid",
+                "errors": errors,
+            }
             return 400, json.dumps(answer).encode(), plain
         dedup_key = parsed.get("dedup_key") or uuid.uuid4().hex
         answer = {"status": "success", "message": "Event processed", "dedup_key": dedup_key}

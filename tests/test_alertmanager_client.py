@@ -38,11 +38,17 @@ def unique_service() -> str:
 
 
 def trigger_labels(service: str, tier: str = "critical") -> dict[str, str]:
-    return {"alertname": "TriggerCriticalRollback", "service": service,
-            "namespace": "production", "rollback_tier": tier, "severity": "critical"}
+    return {
+        "alertname": "TriggerCriticalRollback",
+        "service": service,
+        "namespace": "production",
+        "rollback_tier": tier,
+        "severity": "critical",
+    }
 
 
 # -- matcher semantics (no Alertmanager needed) --------------------------------------------
+
 
 @pytest.mark.parametrize(
     ("matcher", "labels", "expected"),
@@ -51,10 +57,16 @@ def trigger_labels(service: str, tier: str = "critical") -> dict[str, str]:
         (Matcher("service", "checkout"), {"service": "checkout-v2"}, False),
         (Matcher("service", "checkout", is_equal=False), {"service": "cart"}, True),
         (Matcher("service", "checkout", is_equal=False), {"service": "checkout"}, False),
-        (Matcher("rollback_tier", "critical|emergency", is_regex=True),
-         {"rollback_tier": "emergency"}, True),
-        (Matcher("rollback_tier", "critical|emergency", is_regex=True),
-         {"rollback_tier": "critical-ish"}, False),
+        (
+            Matcher("rollback_tier", "critical|emergency", is_regex=True),
+            {"rollback_tier": "emergency"},
+            True,
+        ),
+        (
+            Matcher("rollback_tier", "critical|emergency", is_regex=True),
+            {"rollback_tier": "critical-ish"},
+            False,
+        ),
         (Matcher("service", "check", is_regex=True), {"service": "checkout"}, False),
         (Matcher("service", "check.*", is_regex=True), {"service": "checkout"}, True),
         (Matcher("service", "a|b", is_regex=True, is_equal=False), {"service": "c"}, True),
@@ -96,7 +108,9 @@ def test_a_plain_silence_on_the_freeze_label_needs_the_label_on_the_alert() -> N
 
 def test_matchers_print_like_alertmanager() -> None:
     assert [str(m) for m in blackout_matchers("checkout")] == [
-        'rollback_tier=~"critical|emergency"', 'service="checkout"']
+        'rollback_tier=~"critical|emergency"',
+        'service="checkout"',
+    ]
     assert str(Matcher("a", 'x"y', is_equal=False)) == 'a!="x\\"y"'
 
 
@@ -107,14 +121,17 @@ def test_times_with_nanoseconds_and_zulu_parse_as_utc() -> None:
 
 # -- against the real Alertmanager ---------------------------------------------------------
 
+
 def test_a_created_silence_is_listed_as_active_with_who_why_and_until(
     client: AlertmanagerClient,
 ) -> None:
     service = unique_service()
     before = datetime.now(UTC)
     silence_id = client.create_silence(
-        blackout_matchers(service), duration=timedelta(hours=2),
-        created_by="alice", comment="release freeze",
+        blackout_matchers(service),
+        duration=timedelta(hours=2),
+        created_by="alice",
+        comment="release freeze",
     )
     listed = {s.id: s for s in client.list_silences()}
     assert silence_id in listed
@@ -131,8 +148,10 @@ def test_an_ended_silence_is_expired_and_no_longer_listed_as_active(
 ) -> None:
     service = unique_service()
     silence_id = client.create_silence(
-        blackout_matchers(service), duration=timedelta(minutes=30),
-        created_by="bob", comment="test",
+        blackout_matchers(service),
+        duration=timedelta(minutes=30),
+        created_by="bob",
+        comment="test",
     )
     client.expire_silence(silence_id)
     assert silence_id not in {s.id for s in client.list_silences()}
@@ -155,8 +174,11 @@ def test_a_pending_silence_does_not_silence_yet(client: AlertmanagerClient) -> N
     service = unique_service()
     start = datetime.now(UTC) + timedelta(hours=1)
     silence_id = client.create_silence(
-        blackout_matchers(service), starts_at=start, duration=timedelta(hours=1),
-        created_by="carol", comment="later",
+        blackout_matchers(service),
+        starts_at=start,
+        duration=timedelta(hours=1),
+        created_by="carol",
+        comment="later",
     )
     assert client.get_silence(silence_id).state == "pending"
     assert client.matching_silences(trigger_labels(service)) == []
@@ -168,13 +190,16 @@ def test_an_alert_is_silenced_by_a_blackout_for_its_service_only(
 ) -> None:
     service, other = unique_service(), unique_service()
     silence_id = client.create_silence(
-        blackout_matchers(service), duration=timedelta(minutes=10),
-        created_by="dave", comment="freeze",
+        blackout_matchers(service),
+        duration=timedelta(minutes=10),
+        created_by="dave",
+        comment="freeze",
     )
     try:
         assert [s.id for s in client.matching_silences(trigger_labels(service))] == [silence_id]
-        assert [s.id for s in client.matching_silences(
-            trigger_labels(service, "emergency"))] == [silence_id]
+        assert [s.id for s in client.matching_silences(trigger_labels(service, "emergency"))] == [
+            silence_id
+        ]
         assert client.matching_silences(trigger_labels(other)) == []
         assert client.matching_silences({"service": service, "rollback_tier": "warning"}) == []
     finally:
@@ -188,7 +213,9 @@ def test_a_freeze_silence_in_alertmanager_matches_alerts_without_the_freeze_labe
     service = unique_service()
     silence_id = client.create_silence(
         [Matcher("rollback_freeze", "true"), Matcher("service", service)],
-        duration=timedelta(minutes=10), created_by="erin", comment="freeze via amtool",
+        duration=timedelta(minutes=10),
+        created_by="erin",
+        comment="freeze via amtool",
     )
     try:
         found = client.matching_silences(trigger_labels(service))
@@ -201,12 +228,16 @@ def test_a_freeze_silence_in_alertmanager_matches_alerts_without_the_freeze_labe
 def test_alertmanager_refusals_carry_its_own_error_string(client: AlertmanagerClient) -> None:
     with pytest.raises(AlertmanagerError, match="end time can't be in the past"):
         client.create_silence(
-            blackout_matchers("x"), ends_at=datetime.now(UTC) - timedelta(hours=1),
-            starts_at=datetime.now(UTC) - timedelta(hours=2), created_by="x", comment="x",
+            blackout_matchers("x"),
+            ends_at=datetime.now(UTC) - timedelta(hours=1),
+            starts_at=datetime.now(UTC) - timedelta(hours=2),
+            created_by="x",
+            comment="x",
         )
     with pytest.raises(AlertmanagerError, match="must not match the empty string"):
-        client.create_silence([Matcher("team", "")], duration=timedelta(hours=1),
-                              created_by="x", comment="x")
+        client.create_silence(
+            [Matcher("team", "")], duration=timedelta(hours=1), created_by="x", comment="x"
+        )
 
 
 def test_an_unreachable_alertmanager_is_reported_without_credentials() -> None:

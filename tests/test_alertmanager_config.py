@@ -18,8 +18,6 @@ SNIPPET = AM / "snippet.yml"
 TIME_INTERVALS = AM / "time-intervals.yml"
 
 
-
-
 def check_config(path: Path) -> None:
     result = run(tool("amtool"), "check-config", str(path))
     assert result.returncode == 0, result.stdout + result.stderr
@@ -28,8 +26,15 @@ def check_config(path: Path) -> None:
 def routes_to(config: Path, labels: dict[str, str], receiver: str) -> None:
     """Assert with `amtool config routes test` that the labels reach exactly that receiver."""
     args = [f"{key}={value}" for key, value in labels.items()]
-    result = run(tool("amtool"), "config", "routes", "test", f"--config.file={config}",
-                 f"--verify.receivers={receiver}", *args)
+    result = run(
+        tool("amtool"),
+        "config",
+        "routes",
+        "test",
+        f"--config.file={config}",
+        f"--verify.receivers={receiver}",
+        *args,
+    )
     assert result.returncode == 0, f"{labels} -> {result.stdout.strip()}, want {receiver}"
 
 
@@ -40,8 +45,12 @@ def shipped_alerts() -> list[dict[str, str]]:
         for group in yaml.safe_load(path.read_text())["groups"]:
             for rule in group["rules"]:
                 if "alert" in rule:
-                    labels = {"alertname": rule["alert"], "service": "api",
-                              "namespace": "production", **rule.get("labels", {})}
+                    labels = {
+                        "alertname": rule["alert"],
+                        "service": "api",
+                        "namespace": "production",
+                        **rule.get("labels", {}),
+                    }
                     label_sets.append(labels)
     return label_sets
 
@@ -53,7 +62,7 @@ def intended_receiver(labels: dict[str, str]) -> str:
 def commented_time_intervals() -> Any:
     """The commented-out time_intervals block of alertmanager.yml, parsed."""
     text = CONFIG.read_text()
-    block = text[text.index("# time_intervals:"):]
+    block = text[text.index("# time_intervals:") :]
     lines = [re.sub(r"^# ?", "", line) for line in block.splitlines() if line.startswith("#")]
     return yaml.safe_load("\n".join(lines))
 
@@ -79,10 +88,14 @@ def test_every_shipped_alert_reaches_its_receiver(labels: dict[str, str]) -> Non
 @pytest.mark.parametrize(
     ("labels", "receiver"),
     [
-        ({"alertname": "CustomTrigger", "rollback_tier": "emergency", "service": "api"},
-         "rollback-receiver"),
-        ({"alertname": "CustomTrigger", "rollback_tier": "critical", "service": "api"},
-         "rollback-receiver"),
+        (
+            {"alertname": "CustomTrigger", "rollback_tier": "emergency", "service": "api"},
+            "rollback-receiver",
+        ),
+        (
+            {"alertname": "CustomTrigger", "rollback_tier": "critical", "service": "api"},
+            "rollback-receiver",
+        ),
         ({"alertname": "NodeDown", "severity": "critical"}, "slo-notify"),
     ],
 )
@@ -121,11 +134,13 @@ def test_the_blackout_interval_is_shipped_commented_out_and_matches_its_file() -
     assert "time_intervals" not in yaml.safe_load(CONFIG.read_text())
     (interval,) = shipped["time_intervals"]
     assert interval["name"] == "rollback-blackout"
-    assert interval["time_intervals"] == [{
-        "weekdays": ["saturday", "sunday"],
-        "times": [{"start_time": "00:00", "end_time": "06:00"}],
-        "location": "UTC",
-    }]
+    assert interval["time_intervals"] == [
+        {
+            "weekdays": ["saturday", "sunday"],
+            "times": [{"start_time": "00:00", "end_time": "06:00"}],
+            "location": "UTC",
+        }
+    ]
 
 
 def test_the_blackout_alternative_passes_amtool_when_enabled(tmp_path: Path) -> None:
@@ -144,8 +159,11 @@ def test_the_snippet_merges_into_an_existing_config(tmp_path: Path) -> None:
     """snippet.yml merged into another configuration passes amtool and routes the same way."""
     snippet = yaml.safe_load(SNIPPET.read_text())
     existing = {
-        "route": {"receiver": "team-default", "group_by": ["alertname"],
-                  "routes": [{"receiver": "team-default", "matchers": ['team="db"']}]},
+        "route": {
+            "receiver": "team-default",
+            "group_by": ["alertname"],
+            "routes": [{"receiver": "team-default", "matchers": ['team="db"']}],
+        },
         "receivers": [{"name": "team-default"}],
     }
     existing["route"]["routes"] = snippet["routes"] + existing["route"]["routes"]

@@ -56,17 +56,25 @@ def argocd(head: dict[str, str]) -> Iterator[FakeArgoCD]:
 
 
 def client(fake: FakeArgoCD, clock: Clock | None = None, **kwargs: Any) -> ArgoCDClient:
-    options: dict[str, Any] = {"password": Secret("ARGOCD_PASSWORD", PASSWORD),
-                               "plaintext": True, "sleep": (clock or Clock()).sleep}
+    options: dict[str, Any] = {
+        "password": Secret("ARGOCD_PASSWORD", PASSWORD),
+        "plaintext": True,
+        "sleep": (clock or Clock()).sleep,
+    }
     options.update(kwargs)
     return ArgoCDClient(fake.address, **options)
 
 
 def job(**changes: Any) -> RollbackJob:
     base = RollbackJob(
-        rollback_id="rb-7", service="checkout", namespace="production", tier="critical",
-        target=ServiceTarget("checkout", "production", None, "checkout"), mode="argocd",
-        reason="error budget", fingerprint="fp",
+        rollback_id="rb-7",
+        service="checkout",
+        namespace="production",
+        tier="critical",
+        target=ServiceTarget("checkout", "production", None, "checkout"),
+        mode="argocd",
+        reason="error budget",
+        fingerprint="fp",
     )
     return replace(base, **changes)
 
@@ -78,8 +86,15 @@ def ctx(**details: Any) -> ActionContext:
 def step(kind: type, fake: FakeArgoCD, clock: Clock | None = None, **kwargs: Any) -> Any:
     clock = clock or Clock()
     with_client = client(fake, clock)
-    return kind(with_client, "checkout", poll_seconds=1.0, validation_timeout=60.0,
-                clock=clock, sleep=clock.sleep, **kwargs)
+    return kind(
+        with_client,
+        "checkout",
+        poll_seconds=1.0,
+        validation_timeout=60.0,
+        clock=clock,
+        sleep=clock.sleep,
+        **kwargs,
+    )
 
 
 # -- client ------------------------------------------------------------------------------------
@@ -119,8 +134,13 @@ def test_an_api_token_is_used_without_logging_in(argocd: FakeArgoCD) -> None:
 
 
 def test_server_errors_are_retried_with_backoff(argocd: FakeArgoCD) -> None:
-    argocd.faults.fail("GET", APP_PATH + "$", 503,
-                       {"error": "unavailable", "code": 14, "message": "unavailable"}, times=2)
+    argocd.faults.fail(
+        "GET",
+        APP_PATH + "$",
+        503,
+        {"error": "unavailable", "code": 14, "message": "unavailable"},
+        times=2,
+    )
     clock = Clock()
     with client(argocd, clock) as api:
         assert api.get_app("checkout")["metadata"]["name"] == "checkout"
@@ -129,8 +149,9 @@ def test_server_errors_are_retried_with_backoff(argocd: FakeArgoCD) -> None:
 
 
 def test_persistent_server_errors_fail_after_bounded_attempts(argocd: FakeArgoCD) -> None:
-    argocd.faults.fail("POST", APP_PATH + "/sync", 500,
-                       {"error": "boom", "code": 2, "message": "boom"}, times=10)
+    argocd.faults.fail(
+        "POST", APP_PATH + "/sync", 500, {"error": "boom", "code": 2, "message": "boom"}, times=10
+    )
     with client(argocd, attempts=3) as api, pytest.raises(ArgoCDError) as caught:
         api.sync("checkout")
     assert caught.value.status == 500 and "boom" in str(caught.value)
@@ -149,8 +170,13 @@ def test_connection_errors_are_retried_then_reported() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     clock = Clock()
-    api = ArgoCDClient(f"127.0.0.1:{port}", token=Secret("ARGOCD_TOKEN", "t"), plaintext=True,
-                       attempts=3, sleep=clock.sleep)
+    api = ArgoCDClient(
+        f"127.0.0.1:{port}",
+        token=Secret("ARGOCD_TOKEN", "t"),
+        plaintext=True,
+        attempts=3,
+        sleep=clock.sleep,
+    )
     with api, pytest.raises(ArgoCDError) as caught:
         api.get_app("checkout")
     assert caught.value.status == 0 and "cannot reach Argo CD" in str(caught.value)
@@ -329,9 +355,16 @@ def test_without_auto_sync_the_revert_commit_is_synced(
 
 def test_a_sync_failure_names_the_revert_commit(argocd: FakeArgoCD, head: dict[str, str]) -> None:
     head["sha"] = REVERT
-    argocd.faults.fail("POST", "/sync", 403, {"error": "cannot sync: blocked by sync window",
-                                              "code": 7,
-                                              "message": "cannot sync: blocked by sync window"})
+    argocd.faults.fail(
+        "POST",
+        "/sync",
+        403,
+        {
+            "error": "cannot sync: blocked by sync window",
+            "code": 7,
+            "message": "cannot sync: blocked by sync window",
+        },
+    )
     context = ctx(revert_commit=REVERT)
     with pytest.raises(ActionError) as caught:
         step(ArgoCDSync, argocd).execute(job(mode="both"), context)
@@ -398,9 +431,17 @@ def test_server_errors_while_validating_are_polled_through(
     head["sha"] = REVERT
     action, context = step(ArgoCDSync, argocd), ctx(revert_commit=REVERT)
     action.execute(job(mode="both"), context)
-    argocd.faults.fail("GET", APP_PATH + "$", 500,
-                       {"error": "application refresh deadline exceeded", "code": 2,
-                        "message": "application refresh deadline exceeded"}, times=6)
+    argocd.faults.fail(
+        "GET",
+        APP_PATH + "$",
+        500,
+        {
+            "error": "application refresh deadline exceeded",
+            "code": 2,
+            "message": "application refresh deadline exceeded",
+        },
+        times=6,
+    )
     action.validate(job(mode="both"), context)
     assert argocd.apps["checkout"].deployed == REVERT
 
@@ -425,8 +466,9 @@ def _epoch(text: str) -> float:
 
 
 def test_inspect_tries_once_because_it_runs_in_the_webhook_request(argocd: FakeArgoCD) -> None:
-    argocd.faults.fail("GET", APP_PATH + "$", 503,
-                       {"error": "unavailable", "code": 14, "message": "unavailable"})
+    argocd.faults.fail(
+        "GET", APP_PATH + "$", 503, {"error": "unavailable", "code": 14, "message": "unavailable"}
+    )
     with pytest.raises(ActionError) as caught:
         step(ArgoCDSync, argocd).inspect(job(mode="both"))
     assert "503" in caught.value.message

@@ -28,6 +28,7 @@ def utc(text: str) -> datetime:
 
 # -- parsing ------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize(
     ("text", "weekdays", "start", "end", "zone"),
     [
@@ -45,13 +46,19 @@ def test_a_window_parses_into_weekdays_minutes_and_zone(
 ) -> None:
     (window,) = parse_windows(text)
     assert (set(window.weekdays), window.start_minute, window.end_minute, window.zone) == (
-        weekdays, start, end, zone)
+        weekdays,
+        start,
+        end,
+        zone,
+    )
 
 
 def test_several_windows_are_separated_by_semicolons() -> None:
     windows = parse_windows("Sat,Sun 00:00-06:00 UTC; Mon-Fri 22:00-02:00 Europe/Berlin;")
     assert [w.describe() for w in windows] == [
-        "Sat,Sun 00:00-06:00 UTC", "Mon-Fri 22:00-02:00 Europe/Berlin"]
+        "Sat,Sun 00:00-06:00 UTC",
+        "Mon-Fri 22:00-02:00 Europe/Berlin",
+    ]
 
 
 @pytest.mark.parametrize("text", ["", "   ", ";", " ; ; "])
@@ -113,25 +120,25 @@ NIGHTS = "Mon-Fri 22:00-02:00 Europe/Berlin"
     ("text", "now", "active"),
     [
         # 2026-11-28 is a Saturday.
-        (DEFAULT, "2026-11-28T00:00:00", True),   # start is inclusive
+        (DEFAULT, "2026-11-28T00:00:00", True),  # start is inclusive
         (DEFAULT, "2026-11-28T05:59:59", True),
         (DEFAULT, "2026-11-28T06:00:00", False),  # end is exclusive
-        (DEFAULT, "2026-11-29T03:00:00", True),   # Sunday
+        (DEFAULT, "2026-11-29T03:00:00", True),  # Sunday
         (DEFAULT, "2026-11-30T03:00:00", False),  # Monday
         (DEFAULT, "2026-11-27T23:59:59", False),  # Friday night
         # Berlin is UTC+1 in winter: Mon 22:00 local = Mon 21:00Z; ends Tue 02:00 = 01:00Z.
         (NIGHTS, "2026-11-30T21:00:00", True),
         (NIGHTS, "2026-11-30T20:59:00", False),
-        (NIGHTS, "2026-12-01T00:59:00", True),    # after midnight: Monday's window still
+        (NIGHTS, "2026-12-01T00:59:00", True),  # after midnight: Monday's window still
         (NIGHTS, "2026-12-01T01:00:00", False),
         # Friday's window runs into Saturday; Saturday's own night has none.
-        (NIGHTS, "2026-11-28T00:30:00", True),    # Sat 01:30 local
-        (NIGHTS, "2026-11-28T21:30:00", False),   # Sat 22:30 local
-        (NIGHTS, "2026-11-30T00:30:00", False),   # Mon 01:30 local (Sunday started none)
+        (NIGHTS, "2026-11-28T00:30:00", True),  # Sat 01:30 local
+        (NIGHTS, "2026-11-28T21:30:00", False),  # Sat 22:30 local
+        (NIGHTS, "2026-11-30T00:30:00", False),  # Mon 01:30 local (Sunday started none)
         # Fri-Mon wraps over the weekend.
-        ("Fri-Mon 12:00-13:00 UTC", "2026-11-30T12:30:00", True),   # Monday
+        ("Fri-Mon 12:00-13:00 UTC", "2026-11-30T12:30:00", True),  # Monday
         ("Fri-Mon 12:00-13:00 UTC", "2026-12-01T12:30:00", False),  # Tuesday
-        ("Fri-Mon 12:00-13:00 UTC", "2026-11-27T12:30:00", True),   # Friday
+        ("Fri-Mon 12:00-13:00 UTC", "2026-11-27T12:30:00", True),  # Friday
         # 24:00 as end covers the last minute of the day and stops at midnight.
         ("Sun 18:00-24:00 UTC", "2026-11-29T23:59:59", True),
         ("Sun 18:00-24:00 UTC", "2026-11-30T00:00:00", False),
@@ -160,6 +167,7 @@ def test_now_must_be_timezone_aware() -> None:
 
 
 # -- DST in a named zone ---------------------------------------------------------------------
+
 
 def test_a_window_starting_in_the_spring_forward_gap_starts_when_the_clock_jumps() -> None:
     """Berlin, Sun 2026-03-29: 02:00 CET jumps to 03:00 CEST at 01:00Z; 02:30 never exists."""
@@ -197,6 +205,7 @@ def test_local_wall_clock_times_follow_the_zone_across_summer_and_winter() -> No
 
 # -- next occurrences -------------------------------------------------------------------------
 
+
 def test_next_occurrences_are_sorted_across_windows_and_start_with_the_current_one() -> None:
     windows = parse_windows(f"{DEFAULT}; {NIGHTS}")
     now = utc("2026-11-28T01:00:00")  # inside Saturday's default window
@@ -211,8 +220,9 @@ def test_next_occurrences_are_sorted_across_windows_and_start_with_the_current_o
 
 def test_next_occurrences_agree_with_active_window() -> None:
     """Every instant inside a listed occurrence is active, and just outside it is not."""
-    windows = parse_windows("Sat,Sun 00:00-06:00 UTC; Mon-Fri 22:00-02:00 Europe/Berlin; "
-                            "Sun 02:30-05:00 Europe/Berlin")
+    windows = parse_windows(
+        "Sat,Sun 00:00-06:00 UTC; Mon-Fri 22:00-02:00 Europe/Berlin; Sun 02:30-05:00 Europe/Berlin"
+    )
     now = utc("2026-03-20T12:00:00")  # spans the March change in Berlin
     found = next_occurrences(windows, now, 30)
     assert len(found) == 30
@@ -223,7 +233,8 @@ def test_next_occurrences_agree_with_active_window() -> None:
         assert active_window((window,), start) is window
         assert active_window((window,), end - timedelta(seconds=1)) is window
         assert active_window((window,), end) is not window or any(
-            s == end for s, _, w in found if w is window)
+            s == end for s, _, w in found if w is window
+        )
 
 
 @pytest.mark.parametrize("count", [0, -1])
@@ -243,8 +254,10 @@ def _am_weekdays(items: list[str]) -> set[int]:
         first, _, last = str(item).lower().partition(":")
         begin = AM_WEEKDAYS.index(first.strip())
         finish = AM_WEEKDAYS.index((last or first).strip())
-        assert begin <= finish, f"{item!r}: Alertmanager rejects it: start day cannot be " \
+        assert begin <= finish, (
+            f"{item!r}: Alertmanager rejects it: start day cannot be "
             "before end day (list saturday and sunday separately)"
+        )
         days.update((day - 1) % 7 for day in range(begin, finish + 1))
     return days
 
@@ -263,15 +276,18 @@ def _am_interval_matches(spec: dict[str, Any], now: datetime) -> bool:
         return False
     if "times" in spec:
         minute = local.hour * 60 + local.minute
-        return any(_am_minute(t["start_time"]) <= minute < _am_minute(t["end_time"])
-                   for t in spec["times"])
+        return any(
+            _am_minute(t["start_time"]) <= minute < _am_minute(t["end_time"]) for t in spec["times"]
+        )
     return True
 
 
 def _rollback_blackout_specs() -> list[dict[str, Any]]:
     if not TIME_INTERVALS.exists():
-        pytest.fail(f"{TIME_INTERVALS.relative_to(ROOT)} is missing: it must ship the "
-                    "'rollback-blackout' time interval")
+        pytest.fail(
+            f"{TIME_INTERVALS.relative_to(ROOT)} is missing: it must ship the "
+            "'rollback-blackout' time interval"
+        )
     data = yaml.safe_load(TIME_INTERVALS.read_text(encoding="utf-8"))
     entries = data.get("time_intervals", []) if isinstance(data, dict) else data
     for entry in entries or []:
@@ -292,8 +308,9 @@ def test_the_alertmanager_time_interval_agrees_with_the_default_windows() -> Non
         receiver_says = active_window(windows, now) is not None
         alertmanager_says = any(_am_interval_matches(spec, now) for spec in specs)
         if receiver_says != alertmanager_says:
-            disagreements.append(f"{now:%a %H:%M} receiver={receiver_says} "
-                                 f"alertmanager={alertmanager_says}")
+            disagreements.append(
+                f"{now:%a %H:%M} receiver={receiver_says} alertmanager={alertmanager_says}"
+            )
     assert disagreements == []
 
 

@@ -51,8 +51,7 @@ def test_create_makes_a_silence_over_one_services_triggers_by_the_user(
     run: Invoke, am: AlertmanagerClient
 ) -> None:
     service = f"svc-{uuid.uuid4().hex[:6]}"
-    result = run("create", "--duration", "2h", "--comment", "release freeze",
-                 "--service", service)
+    result = run("create", "--duration", "2h", "--comment", "release freeze", "--service", service)
     assert result.exit_code == 0, result.output
     silence = am.get_silence(created_id(result))
     assert silence.state == "active"
@@ -67,8 +66,9 @@ def test_create_makes_a_silence_over_one_services_triggers_by_the_user(
 def test_create_without_a_service_covers_every_trigger_and_names_the_creator(
     run: Invoke, am: AlertmanagerClient
 ) -> None:
-    result = run("create", "--duration", "30m", "--comment", "platform upgrade",
-                 "--created-by", "bob")
+    result = run(
+        "create", "--duration", "30m", "--comment", "platform upgrade", "--created-by", "bob"
+    )
     assert result.exit_code == 0, result.output
     silence = am.get_silence(created_id(result))
     assert silence.matchers == (Matcher("rollback_tier", "critical|emergency", is_regex=True),)
@@ -81,13 +81,21 @@ def test_list_shows_active_blackouts_and_freezes_with_who_why_and_until(
     run: Invoke, am: AlertmanagerClient
 ) -> None:
     service = f"svc-{uuid.uuid4().hex[:6]}"
-    mine = created_id(run("create", "--duration", "1h", "--comment", "db migration",
-                          "--service", service))
-    freeze = am.create_silence([Matcher("rollback_freeze", "true")],
-                               duration=timedelta(hours=3), created_by="carol",
-                               comment="quarter end")
-    other = am.create_silence([Matcher("alertname", "DiskFull")], duration=timedelta(hours=1),
-                              created_by="dave", comment="unrelated")
+    mine = created_id(
+        run("create", "--duration", "1h", "--comment", "db migration", "--service", service)
+    )
+    freeze = am.create_silence(
+        [Matcher("rollback_freeze", "true")],
+        duration=timedelta(hours=3),
+        created_by="carol",
+        comment="quarter end",
+    )
+    other = am.create_silence(
+        [Matcher("alertname", "DiskFull")],
+        duration=timedelta(hours=1),
+        created_by="dave",
+        comment="unrelated",
+    )
     try:
         result = run("list")
         assert result.exit_code == 0, result.output
@@ -103,9 +111,7 @@ def test_list_shows_active_blackouts_and_freezes_with_who_why_and_until(
             am.expire_silence(silence_id)
 
 
-def test_end_expires_a_blackout_and_says_who_ended_it(
-    run: Invoke, am: AlertmanagerClient
-) -> None:
+def test_end_expires_a_blackout_and_says_who_ended_it(run: Invoke, am: AlertmanagerClient) -> None:
     silence_id = created_id(run("create", "--duration", "1h", "--comment", "oops"))
     result = run("end", silence_id)
     assert result.exit_code == 0, result.output
@@ -132,18 +138,20 @@ def test_end_of_an_unknown_or_malformed_id_is_refused(run: Invoke) -> None:
         (("create", "--duration", "1h", "--comment", "  "), "--comment: say why"),
     ],
 )
-def test_bad_input_is_one_line_and_exit_1(run: Invoke, args: tuple[str, ...],
-                                          message: str) -> None:
+def test_bad_input_is_one_line_and_exit_1(run: Invoke, args: tuple[str, ...], message: str) -> None:
     result = run(*args)
     assert result.exit_code == 1
     assert message in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-@pytest.mark.parametrize("args", [("list",), ("end", str(uuid.uuid4())),
-                                  ("create", "--duration", "1h", "--comment", "c")])
-def test_an_unreachable_alertmanager_exits_4_with_one_line(run: Invoke,
-                                                           args: tuple[str, ...]) -> None:
+@pytest.mark.parametrize(
+    "args",
+    [("list",), ("end", str(uuid.uuid4())), ("create", "--duration", "1h", "--comment", "c")],
+)
+def test_an_unreachable_alertmanager_exits_4_with_one_line(
+    run: Invoke, args: tuple[str, ...]
+) -> None:
     result = run(*args, env={"ALERTMANAGER_URL": f"http://127.0.0.1:{free_port()}"})
     assert result.exit_code == 4
     assert result.stderr.startswith("error: cannot reach Alertmanager")
@@ -188,7 +196,10 @@ def test_create_and_end_leave_audit_lines_naming_who_in_the_log(
     silence_id = created_id(run("create", "--duration", "1h", "--comment", "freeze", env=env))
     assert run("end", silence_id, "--by", "bob", env=env).exit_code == 0
     lines = [json.loads(line) for line in log_file.read_text().splitlines()]
-    audit = [(line["msg"], line["actor"], line["silence_id"]) for line in lines
-             if line.get("audit")]
-    assert audit == [("blackout created", "alice", silence_id),
-                     ("blackout ended", "bob", silence_id)]
+    audit = [
+        (line["msg"], line["actor"], line["silence_id"]) for line in lines if line.get("audit")
+    ]
+    assert audit == [
+        ("blackout created", "alice", silence_id),
+        ("blackout ended", "bob", silence_id),
+    ]

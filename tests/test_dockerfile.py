@@ -28,7 +28,10 @@ def tool(name: str) -> str:
 def hadolint(path: Path) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [tool("hadolint"), "--config", str(ROOT / ".hadolint.yaml"), str(path)],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -99,8 +102,9 @@ def test_image_sets_the_multiprocess_dir_and_checks_healthz() -> None:
 
 def test_everything_copied_exists_and_passes_dockerignore() -> None:
     """Each COPY source from the build context exists and .dockerignore lets it through."""
-    patterns = [p for p in (ROOT / ".dockerignore").read_text().splitlines()
-                if p and not p.startswith("#")]
+    patterns = [
+        p for p in (ROOT / ".dockerignore").read_text().splitlines() if p and not p.startswith("#")
+    ]
 
     def included(path: str) -> bool:
         keep = True

@@ -68,9 +68,13 @@ def test_the_github_provider_accepts_a_github_url() -> None:
 
 
 def test_settings_reach_the_actions(tmp_path: Path) -> None:
-    s = settings(GITOPS_MODE="pull-request", ARGOCD_DISABLE_AUTOSYNC="true",
-                 GITHUB_API_URL="https://ghe.example/api/v3", VALIDATION_TIMEOUT_SECONDS="42",
-                 ARGOCD_PLAINTEXT="true")
+    s = settings(
+        GITOPS_MODE="pull-request",
+        ARGOCD_DISABLE_AUTOSYNC="true",
+        GITHUB_API_URL="https://ghe.example/api/v3",
+        VALIDATION_TIMEOUT_SECONDS="42",
+        ARGOCD_PLAINTEXT="true",
+    )
     git, sync = build_actions(s, s.default_target(), "both", cache_dir=tmp_path)
     rollback = build_actions(s, s.default_target(), "argocd")[0]
     close([sync, rollback])

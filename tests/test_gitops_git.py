@@ -23,12 +23,21 @@ PATH = "k8s/overlays/prod"
 def origin(tmp_path: Path) -> BareRepo:
     bare = BareRepo.create(tmp_path / "origin.git")
     day = time.time() - 86400
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "x"}, "v1",
-                      when=day)
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v2",
-                       f"{PATH}/old.yaml": "kind: ConfigMap"}, "v2", when=day + 60)
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v3", f"{PATH}/old.yaml": None,
-                       f"{PATH}/new.yaml": "kind: Secret"}, "v3", when=day + 120)
+    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "x"}, "v1", when=day)
+    bare.commit_files(
+        {f"{PATH}/deploy.yaml": "image: app:v2", f"{PATH}/old.yaml": "kind: ConfigMap"},
+        "v2",
+        when=day + 60,
+    )
+    bare.commit_files(
+        {
+            f"{PATH}/deploy.yaml": "image: app:v3",
+            f"{PATH}/old.yaml": None,
+            f"{PATH}/new.yaml": "kind: Secret",
+        },
+        "v3",
+        when=day + 120,
+    )
     bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated", when=day + 180)
     return bare
 
@@ -44,15 +53,19 @@ class NoSleep:
 def action(origin: BareRepo, tmp_path: Path, **kwargs: object) -> GitRevert:
     options: dict[str, object] = {"cache_dir": tmp_path / "cache", "sleep": NoSleep()}
     options.update(kwargs)
-    return GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"),
-                     **options)  # type: ignore[arg-type]
+    return GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"), **options)  # type: ignore[arg-type]
 
 
 def job(**changes: object) -> RollbackJob:
     base = RollbackJob(
-        rollback_id="rb-0042", service="checkout", namespace="production", tier="emergency",
+        rollback_id="rb-0042",
+        service="checkout",
+        namespace="production",
+        tier="emergency",
         target=ServiceTarget("checkout", "production", GitOpsTarget("x", PATH, "main"), None),
-        mode="gitops", reason="error budget 97% consumed", fingerprint="abc123",
+        mode="gitops",
+        reason="error budget 97% consumed",
+        fingerprint="abc123",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -126,16 +139,23 @@ class RacingRevert(GitRevert):
         self.pushes += 1
         if self.pushes <= self.races:
             assert isinstance(self.origin, BareRepo)
-            self.origin.commit_files({"other/app.yaml": f"race {self.pushes}"},
-                                     f"concurrent {self.pushes}")
+            self.origin.commit_files(
+                {"other/app.yaml": f"race {self.pushes}"}, f"concurrent {self.pushes}"
+            )
         return super()._push(sha, branch, timeout)
 
     origin: object = None
 
 
 def racing(origin: BareRepo, tmp_path: Path, races: int) -> RacingRevert:
-    revert = RacingRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"),
-                          cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert = RacingRevert(
+        origin.url,
+        PATH,
+        "main",
+        Secret("GITOPS_TOKEN"),
+        cache_dir=tmp_path / "cache",
+        sleep=NoSleep(),
+    )
     revert.origin = origin
     revert.races = races
     return revert
@@ -189,8 +209,14 @@ def test_pull_request_mode_pushes_a_branch_and_leaves_main(
 
 def test_an_unreachable_remote_fails_without_leaking_the_token(tmp_path: Path) -> None:
     url = "https://deploy:urlpass123@127.0.0.1:9/acme/gitops.git"
-    revert = GitRevert(url, PATH, "main", Secret("GITOPS_TOKEN", "tok_s3cr3t"),
-                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert = GitRevert(
+        url,
+        PATH,
+        "main",
+        Secret("GITOPS_TOKEN", "tok_s3cr3t"),
+        cache_dir=tmp_path / "cache",
+        sleep=NoSleep(),
+    )
     with pytest.raises(ActionError) as caught:
         revert.inspect(job())
     assert caught.value.stage == "gitops"
@@ -202,13 +228,25 @@ def test_an_unreachable_remote_fails_without_leaking_the_token(tmp_path: Path) -
 def test_the_token_reaches_git_through_askpass_not_the_url(
     origin: BareRepo, tmp_path: Path
 ) -> None:
-    revert = GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN", "tok_s3cr3t"),
-                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert = GitRevert(
+        origin.url,
+        PATH,
+        "main",
+        Secret("GITOPS_TOKEN", "tok_s3cr3t"),
+        cache_dir=tmp_path / "cache",
+        sleep=NoSleep(),
+    )
     revert.inspect(job())
     env = revert._env()
     assert "tok_s3cr3t" not in revert._git("config", "remote.origin.url", timeout=5)
-    askpass = subprocess.run([env["GIT_ASKPASS"], "Password for 'https://x@h': "],
-                             capture_output=True, text=True, env=env, timeout=5, check=True)
+    askpass = subprocess.run(
+        [env["GIT_ASKPASS"], "Password for 'https://x@h': "],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=5,
+        check=True,
+    )
     assert askpass.stdout.strip() == "tok_s3cr3t"
 
 
@@ -218,8 +256,14 @@ def test_redact_removes_userinfo_and_secrets() -> None:
 
 
 def test_a_missing_branch_fails_with_a_clear_error(origin: BareRepo, tmp_path: Path) -> None:
-    revert = GitRevert(origin.url, PATH, "release", Secret("GITOPS_TOKEN"),
-                       cache_dir=tmp_path / "cache", sleep=NoSleep())
+    revert = GitRevert(
+        origin.url,
+        PATH,
+        "release",
+        Secret("GITOPS_TOKEN"),
+        cache_dir=tmp_path / "cache",
+        sleep=NoSleep(),
+    )
     with pytest.raises(ActionError) as caught:
         revert.execute(job(), ctx())
     assert "release" in caught.value.message

@@ -26,13 +26,24 @@ def repo(tmp_path: Path) -> BareRepo:
     """A gitops repo: v1, v2, v3 of the app's manifests, plus unrelated commits."""
     bare = BareRepo.create(tmp_path / "gitops.git")
     day = time.time() - 86400
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v1",
-                       "README.md": "gitops"}, "v1", when=day)
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v2",
-                       f"{PATH}/old.yaml": "kind: ConfigMap"}, "v2", when=day + 60)
+    bare.commit_files(
+        {f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "gitops"}, "v1", when=day
+    )
+    bare.commit_files(
+        {f"{PATH}/deploy.yaml": "image: app:v2", f"{PATH}/old.yaml": "kind: ConfigMap"},
+        "v2",
+        when=day + 60,
+    )
     bare.commit_files({"other/app.yaml": "image: other:v9"}, "unrelated", when=day + 120)
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v3", f"{PATH}/old.yaml": None,
-                       f"{PATH}/new.yaml": "kind: Secret"}, "v3", when=day + 180)
+    bare.commit_files(
+        {
+            f"{PATH}/deploy.yaml": "image: app:v3",
+            f"{PATH}/old.yaml": None,
+            f"{PATH}/new.yaml": "kind: Secret",
+        },
+        "v3",
+        when=day + 180,
+    )
     bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated 2", when=day + 240)
     return bare
 
@@ -56,16 +67,23 @@ class Sleeps:
 def action(github: FakeGitHub, sleep: Sleeps | None = None, **kwargs: object) -> GitHubRevert:
     options: dict[str, object] = {"write_pause": 0.0, "sleep": sleep or Sleeps()}
     options.update(kwargs)
-    return GitHubRevert("acme/gitops", PATH, "main", Secret("GITOPS_TOKEN", TOKEN),
-                        github.base_url, **options)  # type: ignore[arg-type]
+    return GitHubRevert(
+        "acme/gitops", PATH, "main", Secret("GITOPS_TOKEN", TOKEN), github.base_url, **options
+    )  # type: ignore[arg-type]
 
 
 def job(**changes: object) -> RollbackJob:
     base = RollbackJob(
-        rollback_id="rb-0001", service="checkout", namespace="production", tier="critical",
-        target=ServiceTarget("checkout", "production",
-                             GitOpsTarget("acme/gitops", PATH, "main"), None),
-        mode="gitops", reason="error budget 85% consumed", fingerprint="4f1e2d3c",
+        rollback_id="rb-0001",
+        service="checkout",
+        namespace="production",
+        tier="critical",
+        target=ServiceTarget(
+            "checkout", "production", GitOpsTarget("acme/gitops", PATH, "main"), None
+        ),
+        mode="gitops",
+        reason="error budget 85% consumed",
+        fingerprint="4f1e2d3c",
     )
     return replace(base, **changes)  # type: ignore[arg-type]
 
@@ -111,7 +129,9 @@ def test_the_commit_message_names_service_shas_reason_and_trailers(
     assert "checkout" in summary and v3[:7] in summary and target[:7] in summary
     assert "error budget 85% consumed" in message
     assert parse_trailers(message) == {
-        "Rollback-Id": "rb-0001", "Rollback-Of": v3, "Rollback-To": target,
+        "Rollback-Id": "rb-0001",
+        "Rollback-Of": v3,
+        "Rollback-To": target,
         "Alert-Fingerprint": "4f1e2d3c",
     }
     assert is_rollback_commit(message)
@@ -234,8 +254,9 @@ def test_server_errors_are_retried_with_backoff(repo: BareRepo, github: FakeGitH
 def test_a_lost_answer_to_the_ref_update_does_not_make_a_second_commit(
     repo: BareRepo, github: FakeGitHub
 ) -> None:
-    github.faults.fail("PATCH", r"/git/refs?/heads/main", 502, {"message": "Server Error"},
-                       after=True)
+    github.faults.fail(
+        "PATCH", r"/git/refs?/heads/main", 502, {"message": "Server Error"}, after=True
+    )
     head = repo.head()
     context = ctx()
     action(github).execute(job(), context)
@@ -244,8 +265,15 @@ def test_a_lost_answer_to_the_ref_update_does_not_make_a_second_commit(
 
 
 def test_bad_credentials_fail_at_once_without_the_token(repo: BareRepo, github: FakeGitHub) -> None:
-    wrong = GitHubRevert("acme/gitops", PATH, "main", Secret("GITOPS_TOKEN", "ghp_wrong_value"),
-                         github.base_url, write_pause=0.0, sleep=Sleeps())
+    wrong = GitHubRevert(
+        "acme/gitops",
+        PATH,
+        "main",
+        Secret("GITOPS_TOKEN", "ghp_wrong_value"),
+        github.base_url,
+        write_pause=0.0,
+        sleep=Sleeps(),
+    )
     with pytest.raises(ActionError) as caught:
         wrong.execute(job(), ctx())
     assert "401" in caught.value.message and "Bad credentials" in caught.value.message
@@ -254,8 +282,15 @@ def test_bad_credentials_fail_at_once_without_the_token(repo: BareRepo, github: 
 
 
 def test_an_unknown_repository_fails_at_once_with_a_clear_error(github: FakeGitHub) -> None:
-    missing = GitHubRevert("acme/nope", PATH, "main", Secret("GITOPS_TOKEN", TOKEN),
-                           github.base_url, write_pause=0.0, sleep=Sleeps())
+    missing = GitHubRevert(
+        "acme/nope",
+        PATH,
+        "main",
+        Secret("GITOPS_TOKEN", TOKEN),
+        github.base_url,
+        write_pause=0.0,
+        sleep=Sleeps(),
+    )
     with pytest.raises(ActionError) as caught:
         missing.inspect(job())
     assert "404" in caught.value.message and "GITOPS_REPO" in caught.value.message

@@ -19,8 +19,6 @@ KUBERNETES_VERSION = "1.30.0"
 CRD_GROUPS = ("monitoring.coreos.com/",)
 
 
-
-
 def kustomize(path: Path) -> list[dict[str, Any]]:
     result = run(tool("kubectl"), "kustomize", str(path))
     assert result.returncode == 0, result.stderr
@@ -38,8 +36,9 @@ def secrets() -> list[dict[str, Any]]:
 
 
 def one(objects: list[dict[str, Any]], kind: str, name: str | None = None) -> dict[str, Any]:
-    found = [o for o in objects if o["kind"] == kind
-             and (name is None or o["metadata"]["name"] == name)]
+    found = [
+        o for o in objects if o["kind"] == kind and (name is None or o["metadata"]["name"] == name)
+    ]
     assert len(found) == 1, f"want one {kind} {name or ''}, got {len(found)}"
     return found[0]
 
@@ -50,8 +49,7 @@ def validate(tmp_path: Path, docs: list[dict[str, Any]]) -> subprocess.Completed
         path = tmp_path / f"{index:02d}-{doc['kind']}-{doc['metadata']['name']}.yaml"
         path.write_text(yaml.safe_dump(doc))
         files.append(str(path))
-    return run(tool("kubernetes-validate"), "--strict", "--quiet",
-               "-k", KUBERNETES_VERSION, *files)
+    return run(tool("kubernetes-validate"), "--strict", "--quiet", "-k", KUBERNETES_VERSION, *files)
 
 
 def pod_template(workload: dict[str, Any]) -> dict[str, Any]:
@@ -67,11 +65,22 @@ def pod_spec(workload: dict[str, Any]) -> dict[str, Any]:
 def test_the_kustomization_renders_every_object(objects: list[dict[str, Any]]) -> None:
     """`kubectl kustomize deploy/kubernetes` renders the receiver and everything around it."""
     kinds = sorted(o["kind"] for o in objects)
-    assert kinds == sorted([
-        "ConfigMap", "CronJob", "Deployment", "NetworkPolicy", "NetworkPolicy",
-        "PodDisruptionBudget", "PrometheusRule", "Service", "Service", "ServiceAccount",
-        "ServiceMonitor", "StatefulSet",
-    ])
+    assert kinds == sorted(
+        [
+            "ConfigMap",
+            "CronJob",
+            "Deployment",
+            "NetworkPolicy",
+            "NetworkPolicy",
+            "PodDisruptionBudget",
+            "PrometheusRule",
+            "Service",
+            "Service",
+            "ServiceAccount",
+            "ServiceMonitor",
+            "StatefulSet",
+        ]
+    )
     assert {o["metadata"]["namespace"] for o in objects} == {"monitoring"}
 
 
@@ -172,8 +181,14 @@ def test_workloads_keep_metrics_in_an_emptydir_and_secrets_in_files(
         if "valueFrom" in var:
             ref = var["valueFrom"]["secretKeyRef"]
             assert ref["key"] in example[ref["name"]], var["name"]
-    for name in ("GITOPS_TOKEN", "ARGOCD_PASSWORD", "WEBHOOK_TOKEN", "ADMIN_TOKEN",
-                 "SLACK_WEBHOOK", "PAGERDUTY_KEY"):
+    for name in (
+        "GITOPS_TOKEN",
+        "ARGOCD_PASSWORD",
+        "WEBHOOK_TOKEN",
+        "ADMIN_TOKEN",
+        "SLACK_WEBHOOK",
+        "PAGERDUTY_KEY",
+    ):
         assert name not in env, f"{name} must come from a file"
 
 
@@ -218,6 +233,8 @@ def test_redis_is_reachable_at_the_configured_url(objects: list[dict[str, Any]])
     """REDIS_URL names the Redis Service, whose selector matches the StatefulSet's pods."""
     config = one(objects, "ConfigMap")["data"]
     redis = one(objects, "Service", "rollback-redis")
-    assert config["REDIS_URL"].startswith(f"redis://{redis['metadata']['name']}.monitoring.svc:6379/")
+    assert config["REDIS_URL"].startswith(
+        f"redis://{redis['metadata']['name']}.monitoring.svc:6379/"
+    )
     pods = one(objects, "StatefulSet")["spec"]["template"]["metadata"]["labels"]
     assert redis["spec"]["selector"].items() <= pods.items()

@@ -22,9 +22,15 @@ KEY = "R0UT1NGK3Y0123456789abcdefABCDEF"
 
 
 def event(kind: str = base.STARTED, **overrides: Any) -> base.Event:
-    fields: dict[str, Any] = dict(kind=kind, service="checkout", namespace="production",
-                                  tier="emergency", reason="passed", rollback_id="rb-9",
-                                  episode="fp:2026-11-26T10:00:00Z:emergency")
+    fields: dict[str, Any] = dict(
+        kind=kind,
+        service="checkout",
+        namespace="production",
+        tier="emergency",
+        reason="passed",
+        rollback_id="rb-9",
+        episode="fp:2026-11-26T10:00:00Z:emergency",
+    )
     fields.update(overrides)
     return base.Event(**fields)
 
@@ -38,8 +44,9 @@ class Recording(base.Notifier):
 
     channel: ClassVar[str] = "slack"
 
-    def __init__(self, fail: Exception | None = None, delay: float = 0.0,
-                 kinds: tuple[str, ...] = base.KINDS) -> None:
+    def __init__(
+        self, fail: Exception | None = None, delay: float = 0.0, kinds: tuple[str, ...] = base.KINDS
+    ) -> None:
         self.sent: list[base.Event] = []
         self.fail = fail
         self.delay = delay
@@ -220,8 +227,9 @@ def test_after_close_events_are_counted_as_failures_not_raised() -> None:
 
 def test_build_notifiers_makes_one_per_configured_channel() -> None:
     assert build_notifiers(Settings.from_env({})) == []
-    settings = Settings.from_env({"SLACK_WEBHOOK": "https://hooks.slack.com/services/T/B/x",
-                                  "PAGERDUTY_KEY": KEY})
+    settings = Settings.from_env(
+        {"SLACK_WEBHOOK": "https://hooks.slack.com/services/T/B/x", "PAGERDUTY_KEY": KEY}
+    )
     notifiers = build_notifiers(settings)
     assert [type(n) for n in notifiers] == [SlackNotifier, PagerDutyNotifier]
     assert notifiers[1].url == "https://events.pagerduty.com/v2/enqueue"
@@ -231,12 +239,14 @@ def test_build_notifiers_makes_one_per_configured_channel() -> None:
 
 def test_end_to_end_slack_and_pagerduty_each_get_a_rollback_start() -> None:
     with SlackSink() as slack_sink, PagerDutySink() as pd_sink:
-        settings = Settings.from_env({"SLACK_WEBHOOK": slack_sink.url, "PAGERDUTY_KEY": KEY,
-                                      "PAGERDUTY_URL": pd_sink.url})
+        settings = Settings.from_env(
+            {"SLACK_WEBHOOK": slack_sink.url, "PAGERDUTY_KEY": KEY, "PAGERDUTY_URL": pd_sink.url}
+        )
         notifications = Notifications(build_notifiers(settings))
         notifications.notify(event(base.STARTED))
         assert notifications.flush(10)
         notifications.close()
         assert len(slack_sink.messages) == 1
-        assert [(e["event_action"], e["dedup_key"], e["payload"]["severity"])
-                for e in pd_sink.events] == [("trigger", "rb-9", "critical")]
+        assert [
+            (e["event_action"], e["dedup_key"], e["payload"]["severity"]) for e in pd_sink.events
+        ] == [("trigger", "rb-9", "critical")]

@@ -36,9 +36,16 @@ def notifier(sink: PagerDutySink, sleeps: list[float]) -> Iterator[PagerDutyNoti
 
 def event(kind: str = base.STARTED, **overrides: Any) -> base.Event:
     fields: dict[str, Any] = dict(
-        kind=kind, service="checkout", namespace="production", tier="critical",
-        reason="passed", rollback_id="rb-1", episode="fp1:2026-11-26T10:00:00Z:critical",
-        consumed=0.9, from_revision="bad123", to_revision="good456",
+        kind=kind,
+        service="checkout",
+        namespace="production",
+        tier="critical",
+        reason="passed",
+        rollback_id="rb-1",
+        episode="fp1:2026-11-26T10:00:00Z:critical",
+        consumed=0.9,
+        from_revision="bad123",
+        to_revision="good456",
         links={"argocd": "https://argocd.example.com/applications/checkout"},
     )
     fields.update(overrides)
@@ -52,9 +59,7 @@ def send_if_wanted(notifier: PagerDutyNotifier, ev: base.Event) -> bool:
     return False
 
 
-@pytest.mark.parametrize(
-    ("tier", "severity"), [("critical", "warning"), ("emergency", "critical")]
-)
+@pytest.mark.parametrize(("tier", "severity"), [("critical", "warning"), ("emergency", "critical")])
 def test_an_automatic_rollback_start_triggers_keyed_by_rollback_id(
     notifier: PagerDutyNotifier, sink: PagerDutySink, tier: str, severity: str
 ) -> None:
@@ -66,18 +71,19 @@ def test_an_automatic_rollback_start_triggers_keyed_by_rollback_id(
     assert sent["payload"]["severity"] == severity
     assert "Rolling back checkout" in sent["payload"]["summary"]
     assert sent["payload"]["custom_details"]["to_revision"] == "good456"
-    assert sent["links"] == [{"href": "https://argocd.example.com/applications/checkout",
-                              "text": "Argo CD app"}]
+    assert sent["links"] == [
+        {"href": "https://argocd.example.com/applications/checkout", "text": "Argo CD app"}
+    ]
     assert PagerDutySink.validate(sent) == []
 
 
-def test_completion_resolves_the_same_key(
-    notifier: PagerDutyNotifier, sink: PagerDutySink
-) -> None:
+def test_completion_resolves_the_same_key(notifier: PagerDutyNotifier, sink: PagerDutySink) -> None:
     notifier.send(event(base.STARTED))
     notifier.send(event(base.COMPLETED))
     assert [(e["event_action"], e["dedup_key"]) for e in sink.events] == [
-        ("trigger", "rb-1"), ("resolve", "rb-1")]
+        ("trigger", "rb-1"),
+        ("resolve", "rb-1"),
+    ]
     assert set(sink.events[1]) == {"routing_key", "event_action", "dedup_key"}
 
 
@@ -103,7 +109,11 @@ def test_a_failed_or_ineffective_rollback_pages_again_at_critical_with_the_same_
     ],
 )
 def test_escalations_and_blocked_emergencies_trigger_keyed_by_service_and_episode(
-    notifier: PagerDutyNotifier, sink: PagerDutySink, kind: str, tier: str, reason: str,
+    notifier: PagerDutyNotifier,
+    sink: PagerDutySink,
+    kind: str,
+    tier: str,
+    reason: str,
     severity: str,
 ) -> None:
     notifier.send(event(kind, tier=tier, reason=reason, rollback_id=None))
@@ -125,8 +135,10 @@ def test_a_very_long_episode_key_is_shortened_within_pagerdutys_limit(
 def test_manual_rollbacks_page_only_when_they_go_wrong(
     notifier: PagerDutyNotifier, sink: PagerDutySink
 ) -> None:
-    sent = [send_if_wanted(notifier, event(kind, automatic=False, tier="manual"))
-            for kind in (base.STARTED, base.COMPLETED, base.FAILED)]
+    sent = [
+        send_if_wanted(notifier, event(kind, automatic=False, tier="manual"))
+        for kind in (base.STARTED, base.COMPLETED, base.FAILED)
+    ]
     assert sent == [False, False, True]
     assert [e["event_action"] for e in sink.events] == ["trigger"]
 
@@ -182,8 +194,13 @@ def test_a_bad_request_fails_at_once_with_pagerdutys_errors_and_no_key(
 
 
 def test_an_unreachable_pagerduty_fails_without_the_key(sleeps: list[float]) -> None:
-    pd = PagerDutyNotifier(KEY, url=f"http://127.0.0.1:{free_port()}/v2/enqueue",
-                           retries=1, sleep=sleeps.append, timeout=0.5)
+    pd = PagerDutyNotifier(
+        KEY,
+        url=f"http://127.0.0.1:{free_port()}/v2/enqueue",
+        retries=1,
+        sleep=sleeps.append,
+        timeout=0.5,
+    )
     with pytest.raises(base.NotificationError) as caught:
         pd.send(event())
     pd.close()
@@ -193,14 +210,23 @@ def test_an_unreachable_pagerduty_fails_without_the_key(sleeps: list[float]) -> 
 @pytest.mark.parametrize(
     ("body", "error"),
     [
-        ({"event_action": "trigger", "payload": {"summary": "s", "source": "x",
-                                                 "severity": "info"}},
-         "'routing_key' is missing or blank"),
+        (
+            {
+                "event_action": "trigger",
+                "payload": {"summary": "s", "source": "x", "severity": "info"},
+            },
+            "'routing_key' is missing or blank",
+        ),
         ({"routing_key": KEY, "payload": {}}, "'event_action' is missing or blank"),
         ({"routing_key": KEY, "event_action": "trigger"}, "'payload' is missing or blank"),
-        ({"routing_key": KEY, "event_action": "trigger",
-          "payload": {"summary": "s", "source": "x", "severity": "fatal"}},
-         "'payload.severity' is invalid"),
+        (
+            {
+                "routing_key": KEY,
+                "event_action": "trigger",
+                "payload": {"summary": "s", "source": "x", "severity": "fatal"},
+            },
+            "'payload.severity' is invalid",
+        ),
         ({"routing_key": KEY, "event_action": "resolve"}, "'dedup_key' is missing or blank"),
     ],
 )
@@ -215,8 +241,11 @@ def test_the_sink_refuses_incomplete_events_like_pagerduty(
 
 
 def test_the_sink_answers_202_and_echoes_or_makes_a_dedup_key(sink: PagerDutySink) -> None:
-    body = {"routing_key": KEY, "event_action": "trigger",
-            "payload": {"summary": "s", "source": "x", "severity": "info"}}
+    body = {
+        "routing_key": KEY,
+        "event_action": "trigger",
+        "payload": {"summary": "s", "source": "x", "severity": "info"},
+    }
     first = requests.post(sink.url, json={**body, "dedup_key": "k1"}, timeout=2)
     assert first.status_code == 202
     assert first.json() == {"status": "success", "message": "Event processed", "dedup_key": "k1"}

@@ -19,8 +19,6 @@ RUNBOOK = ROOT / "docs" / "runbook.md"
 TRIGGERS = {"TriggerCriticalRollback", "TriggerEmergencyRollback"}
 
 
-
-
 def alerts() -> list[dict[str, Any]]:
     return [
         rule
@@ -82,10 +80,19 @@ def test_the_contract_alerts_exist() -> None:
     """The alerts that the contract and the receiver name are all defined."""
     names = {rule["alert"] for rule in alerts()}
     assert {
-        "ErrorBudgetWarning", "TriggerCriticalRollback", "TriggerEmergencyRollback",
-        "SLOAvailabilityLow", "SLOErrorRateHigh", "SLOLatencyP95High", "SLOLatencyP99High",
-        "RollbackInProgress", "RollbackCompleted", "RollbackFailed",
-        "RollbackReceiverDown", "RollbackReceiverNotReady", "RollbackWebhookErrors",
+        "ErrorBudgetWarning",
+        "TriggerCriticalRollback",
+        "TriggerEmergencyRollback",
+        "SLOAvailabilityLow",
+        "SLOErrorRateHigh",
+        "SLOLatencyP95High",
+        "SLOLatencyP99High",
+        "RollbackInProgress",
+        "RollbackCompleted",
+        "RollbackFailed",
+        "RollbackReceiverDown",
+        "RollbackReceiverNotReady",
+        "RollbackWebhookErrors",
     } <= names
 
 

@@ -34,8 +34,12 @@ def test_a_silence_made_after_the_delivery_left_blocks_the_rollback(
 ) -> None:
     engine = engine_for(make_engine, alertmanager.url)
     with AlertmanagerClient(alertmanager.url) as client:
-        sid = client.create_silence(blackout_matchers("api"), created_by="oncall",
-                                    comment="release freeze", duration=timedelta(minutes=5))
+        sid = client.create_silence(
+            blackout_matchers("api"),
+            created_by="oncall",
+            comment="release freeze",
+            duration=timedelta(minutes=5),
+        )
         try:
             blocked = engine.handle_alert(parse_alert(alert("api"), 0))
             other = engine.handle_alert(parse_alert(alert("web"), 0))
@@ -56,8 +60,9 @@ def test_a_freeze_silence_is_scoped_by_its_other_matchers(
     engine = engine_for(make_engine, alertmanager.url)
     freeze = [Matcher("rollback_freeze", "true"), Matcher("namespace", "production")]
     with AlertmanagerClient(alertmanager.url) as client:
-        sid = client.create_silence(freeze, created_by="release-bot", comment="code freeze",
-                                    duration=timedelta(minutes=5))
+        sid = client.create_silence(
+            freeze, created_by="release-bot", comment="code freeze", duration=timedelta(minutes=5)
+        )
         try:
             frozen = engine.handle_alert(parse_alert(alert("api"), 0))
         finally:
@@ -69,8 +74,9 @@ def test_a_freeze_silence_is_scoped_by_its_other_matchers(
     assert backend.executed() == [after.rollback_id]
 
 
-def test_an_unreachable_alertmanager_does_not_block_the_rollback(make_engine: Any,
-                                                                 backend: Backend) -> None:
+def test_an_unreachable_alertmanager_does_not_block_the_rollback(
+    make_engine: Any, backend: Backend
+) -> None:
     engine = engine_for(make_engine, "http://127.0.0.1:9")
     outcome = engine.handle_alert(parse_alert(alert("api"), 0))
     assert outcome.decision == "rollback"

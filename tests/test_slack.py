@@ -16,8 +16,15 @@ from tests.fakes_notify import SlackSink
 from tests.procs import free_port
 
 ALL_KINDS = (
-    base.PENDING_APPROVAL, base.STARTED, base.COMPLETED, base.FAILED, base.NOT_EFFECTIVE,
-    base.INTERRUPTED, base.ESCALATION, base.BLOCKED_EMERGENCY, base.APPROVAL_EXPIRED,
+    base.PENDING_APPROVAL,
+    base.STARTED,
+    base.COMPLETED,
+    base.FAILED,
+    base.NOT_EFFECTIVE,
+    base.INTERRUPTED,
+    base.ESCALATION,
+    base.BLOCKED_EMERGENCY,
+    base.APPROVAL_EXPIRED,
     base.REJECTED,
 )
 
@@ -45,21 +52,30 @@ def sleeps() -> Sleeps:
 
 @pytest.fixture
 def notifier(sink: SlackSink, sleeps: Sleeps) -> Iterator[SlackNotifier]:
-    slack = SlackNotifier(sink.url, retries=3, sleep=sleeps, timeout=2.0,
-                          public_url="https://rollback.example.com")
+    slack = SlackNotifier(
+        sink.url, retries=3, sleep=sleeps, timeout=2.0, public_url="https://rollback.example.com"
+    )
     yield slack
     slack.close()
 
 
 def event(kind: str = base.STARTED, **overrides: Any) -> base.Event:
     fields: dict[str, Any] = dict(
-        kind=kind, service="checkout", namespace="production", tier="critical",
-        reason="passed", rollback_id="rb-20261126-0001",
+        kind=kind,
+        service="checkout",
+        namespace="production",
+        tier="critical",
+        reason="passed",
+        rollback_id="rb-20261126-0001",
         episode="abc123:2026-11-26T10:00:00Z:critical",
-        consumed=0.834, from_revision="9f8e7d6", to_revision="1a2b3c4",
-        links={"commit": "https://github.com/acme/gitops/commit/1a2b3c4",
-               "argocd": "https://argocd.example.com/applications/checkout-prod",
-               "alert": "http://prometheus:9090/graph?g0.expr=slo"},
+        consumed=0.834,
+        from_revision="9f8e7d6",
+        to_revision="1a2b3c4",
+        links={
+            "commit": "https://github.com/acme/gitops/commit/1a2b3c4",
+            "argocd": "https://argocd.example.com/applications/checkout-prod",
+            "alert": "http://prometheus:9090/graph?g0.expr=slo",
+        },
     )
     fields.update(overrides)
     return base.Event(**fields)
@@ -79,9 +95,19 @@ def test_every_kind_posts_blocks_with_a_text_fallback_naming_the_essentials(
     assert "checkout" in message["text"] and "critical tier" in message["text"]
     assert message["blocks"][0]["type"] == "header"
     text = all_text(message)
-    for needle in ("checkout", "production", "critical", "83%", "9f8e7d6", "1a2b3c4",
-                   "passed", "rb-20261126-0001", "github.com/acme/gitops/commit/1a2b3c4|Commit",
-                   "checkout-prod|Argo CD app", "prometheus:9090/graph?g0.expr=slo|Alert source"):
+    for needle in (
+        "checkout",
+        "production",
+        "critical",
+        "83%",
+        "9f8e7d6",
+        "1a2b3c4",
+        "passed",
+        "rb-20261126-0001",
+        "github.com/acme/gitops/commit/1a2b3c4|Commit",
+        "checkout-prod|Argo CD app",
+        "prometheus:9090/graph?g0.expr=slo|Alert source",
+    ):
         assert needle in text, needle
 
 
@@ -92,8 +118,13 @@ def test_approved_events_are_not_sent_to_slack(notifier: SlackNotifier) -> None:
 def test_a_pending_approval_says_how_to_approve_by_api_and_cli(
     notifier: SlackNotifier, sink: SlackSink
 ) -> None:
-    notifier.send(event(base.PENDING_APPROVAL, reason="approval_required",
-                        details={"expires_at": "2026-11-26T10:30:00Z"}))
+    notifier.send(
+        event(
+            base.PENDING_APPROVAL,
+            reason="approval_required",
+            details={"expires_at": "2026-11-26T10:30:00Z"},
+        )
+    )
     text = all_text(sink.messages[0])
     approve = "https://rollback.example.com/api/v1/rollbacks/rb-20261126-0001/approve"
     assert f"POST {approve}" in text
@@ -112,8 +143,14 @@ def test_an_approve_link_is_shown_only_while_approval_is_pending(
 def test_failures_name_stage_and_error_and_escape_mrkdwn(
     notifier: SlackNotifier, sink: SlackSink
 ) -> None:
-    notifier.send(event(base.FAILED, stage="argocd", reason="argocd",
-                        error="rollback cannot be initiated when <auto-sync> & co"))
+    notifier.send(
+        event(
+            base.FAILED,
+            stage="argocd",
+            reason="argocd",
+            error="rollback cannot be initiated when <auto-sync> & co",
+        )
+    )
     text = all_text(sink.messages[0])
     assert "argocd" in text
     assert "&lt;auto-sync&gt; &amp; co" in text

@@ -31,8 +31,7 @@ class FakePrometheus:
             self.queries.append(expr)
             if self.status != 200:
                 body = {"status": "error", "errorType": "internal", "error": "boom"}
-                return Response(json.dumps(body), status=self.status,
-                                mimetype="application/json")
+                return Response(json.dumps(body), status=self.status, mimetype="application/json")
             series = self.rule if "slo:sli_error:ratio_rate5m" in expr else self.raw
             value = series.pop(0) if len(series) > 1 else (series[0] if series else None)
             result = [] if value is None else [{"metric": {}, "value": [1.0, str(value)]}]
@@ -74,8 +73,16 @@ def prometheus_client(url: str) -> Iterator[PrometheusClient]:
 
 def check(fake: FakePrometheus, clock: Clock, window: float = 60.0) -> bool | None:
     with prometheus_client(fake.server.url) as client:
-        return errors_fell(client, "checkout", "production", 0.01, window, poll_seconds=10.0,
-                           clock=clock, sleep=clock.sleep)
+        return errors_fell(
+            client,
+            "checkout",
+            "production",
+            0.01,
+            window,
+            poll_seconds=10.0,
+            clock=clock,
+            sleep=clock.sleep,
+        )
 
 
 def test_errors_that_fall_below_the_threshold_count_as_effective(
@@ -125,8 +132,12 @@ def test_an_unreachable_prometheus_means_not_checked() -> None:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
     with prometheus_client(f"http://127.0.0.1:{port}") as client:
-        assert errors_fell(client, "checkout", "production", 0.01, 60.0, clock=Clock(),
-                           sleep=lambda s: None) is None
+        assert (
+            errors_fell(
+                client, "checkout", "production", 0.01, 60.0, clock=Clock(), sleep=lambda s: None
+            )
+            is None
+        )
 
 
 def test_label_values_are_quoted_safely() -> None:

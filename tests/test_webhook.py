@@ -128,10 +128,13 @@ def test_a_chunked_body_over_one_mebibyte_is_a_413_and_counted(client: Any) -> N
     before = metrics.WEBHOOK_REQUESTS.labels("413")._value.get()
     big = json.dumps(payload(alert())).replace("budget burning", "x" * (1024 * 1024)).encode()
 
-    response = client.post("/webhook", input_stream=io.BytesIO(big),
-                           content_type="application/json",
-                           headers={"Transfer-Encoding": "chunked"},
-                           environ_overrides={"wsgi.input_terminated": True})
+    response = client.post(
+        "/webhook",
+        input_stream=io.BytesIO(big),
+        content_type="application/json",
+        headers={"Transfer-Encoding": "chunked"},
+        environ_overrides={"wsgi.input_terminated": True},
+    )
     assert response.status_code == 413
     assert metrics.WEBHOOK_REQUESTS.labels("413")._value.get() == before + 1
 

@@ -60,8 +60,9 @@ class ArgoCDError(Exception):
     """Argo CD answered with an error (or could not be reached: status 0)."""
 
     def __init__(self, status: int, message: str, what: str) -> None:
-        super().__init__(f"{what}: Argo CD answered {status}: {message}" if status
-                         else f"{what}: {message}")
+        super().__init__(
+            f"{what}: Argo CD answered {status}: {message}" if status else f"{what}: {message}"
+        )
         self.status = status
         self.message = message
         self.what = what
@@ -123,12 +124,19 @@ class ArgoCDClient:
     def _login(self, timeout: float) -> str:
         password = self.password.get()
         if not password:
-            raise ArgoCDError(0, "no ARGOCD_TOKEN and no ARGOCD_PASSWORD to log in with",
-                              "log in to Argo CD")
+            raise ArgoCDError(
+                0, "no ARGOCD_TOKEN and no ARGOCD_PASSWORD to log in with", "log in to Argo CD"
+            )
         try:
-            body = self._send("POST", "/api/v1/session",
-                              {"username": self.username, "password": password}, None, timeout,
-                              "log in to Argo CD", auth=False)
+            body = self._send(
+                "POST",
+                "/api/v1/session",
+                {"username": self.username, "password": password},
+                None,
+                timeout,
+                "log in to Argo CD",
+                auth=False,
+            )
         except ArgoCDError as exc:
             raise ArgoCDLoginError(exc.status, exc.message, exc.what) from None
         token = body.get("token") if isinstance(body, dict) else None
@@ -145,9 +153,18 @@ class ArgoCDClient:
                 self._session_token = self._login(timeout)
             return self._session_token
 
-    def _send(self, method: str, path: str, body: Any, params: dict[str, str] | None,
-              timeout: float, what: str, auth: bool = True, renew: bool = False,
-              attempts: int | None = None) -> Any:
+    def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        params: dict[str, str] | None,
+        timeout: float,
+        what: str,
+        auth: bool = True,
+        renew: bool = False,
+        attempts: int | None = None,
+    ) -> Any:
         """One HTTP exchange, retried on 5xx and connection errors; 4xx raised at once."""
         headers = {"Accept": "application/json"}
         if auth:
@@ -157,8 +174,13 @@ class ArgoCDClient:
             http = self.session or requests.Session()
             try:
                 response = http.request(
-                    method, f"{self.base_url}{path}", json=body, params=params,
-                    headers=headers, timeout=timeout, verify=self.verify,
+                    method,
+                    f"{self.base_url}{path}",
+                    json=body,
+                    params=params,
+                    headers=headers,
+                    timeout=timeout,
+                    verify=self.verify,
                 )
             finally:
                 if http is not self.session:
@@ -183,31 +205,49 @@ class ArgoCDClient:
         except ValueError:
             raise ArgoCDError(200, "answer is not JSON", what) from None
 
-    def request(self, method: str, path: str, body: Any = None,
-                params: dict[str, str] | None = None, timeout: float = REQUEST_TIMEOUT_SECONDS,
-                what: str = "Argo CD request", attempts: int | None = None) -> Any:
+    def request(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        params: dict[str, str] | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        what: str = "Argo CD request",
+        attempts: int | None = None,
+    ) -> Any:
         """An authenticated call; a session token rejected with 401 is renewed once."""
         try:
             return self._send(method, path, body, params, timeout, what, attempts=attempts)
         except ArgoCDError as exc:
             if exc.status != 401 or self.token.get() or isinstance(exc, ArgoCDLoginError):
                 raise
-        return self._send(method, path, body, params, timeout, what, renew=True,
-                          attempts=attempts)
+        return self._send(method, path, body, params, timeout, what, renew=True, attempts=attempts)
 
     # -- API -------------------------------------------------------------------------------
 
-    def get_app(self, name: str, refresh: str | None = None,
-                timeout: float = REQUEST_TIMEOUT_SECONDS,
-                attempts: int | None = None) -> dict[str, Any]:
+    def get_app(
+        self,
+        name: str,
+        refresh: str | None = None,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        attempts: int | None = None,
+    ) -> dict[str, Any]:
         params = {"refresh": refresh} if refresh else None
-        app: dict[str, Any] = self.request("GET", f"/api/v1/applications/{name}", None, params,
-                                           timeout, f"read application {name}", attempts)
+        app: dict[str, Any] = self.request(
+            "GET",
+            f"/api/v1/applications/{name}",
+            None,
+            params,
+            timeout,
+            f"read application {name}",
+            attempts,
+        )
         return app
 
     def rollback(self, name: str, history_id: int, prune: bool = False) -> dict[str, Any]:
         app: dict[str, Any] = self.request(
-            "POST", f"/api/v1/applications/{name}/rollback",
+            "POST",
+            f"/api/v1/applications/{name}/rollback",
             {"name": name, "id": history_id, "prune": prune, "dryRun": False},
             what=f"roll back application {name}",
         )
@@ -217,13 +257,15 @@ class ArgoCDClient:
         body: dict[str, Any] = {"name": name, "prune": prune, "dryRun": False}
         if revision:
             body["revision"] = revision
-        app: dict[str, Any] = self.request("POST", f"/api/v1/applications/{name}/sync", body,
-                                           what=f"sync application {name}")
+        app: dict[str, Any] = self.request(
+            "POST", f"/api/v1/applications/{name}/sync", body, what=f"sync application {name}"
+        )
         return app
 
     def patch_app(self, name: str, patch: dict[str, Any]) -> dict[str, Any]:
         app: dict[str, Any] = self.request(
-            "PATCH", f"/api/v1/applications/{name}",
+            "PATCH",
+            f"/api/v1/applications/{name}",
             {"name": name, "patchType": "merge", "patch": json.dumps(patch)},
             what=f"patch application {name}",
         )
@@ -291,8 +333,11 @@ def operation_running(app: dict[str, Any]) -> bool:
 
 def operation_revision(app: dict[str, Any]) -> str | None:
     """The revision of the current or last operation."""
-    operation = app.get("operation") or ((app.get("status") or {}).get("operationState") or {}
-                                         ).get("operation") or {}
+    operation = (
+        app.get("operation")
+        or ((app.get("status") or {}).get("operationState") or {}).get("operation")
+        or {}
+    )
     revision = (operation.get("sync") or {}).get("revision")
     if revision:
         return str(revision)
@@ -307,14 +352,16 @@ def choose_history_entry(app: dict[str, Any], job: RollbackJob, name: str) -> di
         wanted = job.target_revision.strip()
         for entry in entries:
             revision = str(entry.get("revision") or "")
-            if str(entry.get("id")) == wanted or (len(wanted) >= 7
-                                                  and revision.startswith(wanted)):
+            if str(entry.get("id")) == wanted or (len(wanted) >= 7 and revision.startswith(wanted)):
                 return entry
-        raise ActionError(STAGE, f"application '{name}' does not have deployment id or "
-                                 f"revision '{wanted}' in history")
+        raise ActionError(
+            STAGE,
+            f"application '{name}' does not have deployment id or revision '{wanted}' in history",
+        )
     if len(entries) < 2:
-        raise ActionError(STAGE, f"application '{name}' should have at least two successful "
-                                 "deployments")
+        raise ActionError(
+            STAGE, f"application '{name}' should have at least two successful deployments"
+        )
     current = deployed_revision(app)
     bad = {b.lower() for b in job.bad_revisions}
     older: list[dict[str, Any]] = entries[:-1]
@@ -325,8 +372,11 @@ def choose_history_entry(app: dict[str, Any], job: RollbackJob, name: str) -> di
         ):
             continue
         return candidate
-    raise ActionError(STAGE, f"application '{name}' has no earlier deployment that differs from "
-                             "the current one and is not on the bad-revision list")
+    raise ActionError(
+        STAGE,
+        f"application '{name}' has no earlier deployment that differs from "
+        "the current one and is not on the bad-revision list",
+    )
 
 
 # -- the actions -------------------------------------------------------------------------------
@@ -357,11 +407,17 @@ class _ArgoCDStep(RollbackAction):
         self.clock = clock
         self.sleep = sleep
 
-    def _read(self, what: str, timeout: float = REQUEST_TIMEOUT_SECONDS,
-              refresh: str | None = None, attempts: int | None = None) -> dict[str, Any]:
+    def _read(
+        self,
+        what: str,
+        timeout: float = REQUEST_TIMEOUT_SECONDS,
+        refresh: str | None = None,
+        attempts: int | None = None,
+    ) -> dict[str, Any]:
         try:
-            return self.client.get_app(self.app, refresh=refresh, timeout=timeout,
-                                       attempts=attempts)
+            return self.client.get_app(
+                self.app, refresh=refresh, timeout=timeout, attempts=attempts
+            )
         except ArgoCDError as exc:
             raise ActionError(STAGE, f"{what}: {exc}") from None
 
@@ -376,8 +432,11 @@ class _ArgoCDStep(RollbackAction):
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """One quick GET: deployed revision, newest deployment, already rolled back."""
-        app = self._read(f"cannot read Argo CD application {self.app}",
-                         timeout=INSPECT_TIMEOUT_SECONDS, attempts=1)
+        app = self._read(
+            f"cannot read Argo CD application {self.app}",
+            timeout=INSPECT_TIMEOUT_SECONDS,
+            attempts=1,
+        )
         return self._base_facts(job, app)
 
     def expected_revision(self, ctx: ActionContext) -> str | None:
@@ -392,9 +451,17 @@ class _ArgoCDStep(RollbackAction):
         expected = self.expected_revision(ctx)
         if not expected:
             raise ActionError("validation", "no revision to wait for", dict(ctx.details))
-        wait_until_live(self.client, self.app, expected, self.validation_timeout,
-                        self.poll_seconds, self.clock, self.sleep, ctx,
-                        require_synced=self.require_synced)
+        wait_until_live(
+            self.client,
+            self.app,
+            expected,
+            self.validation_timeout,
+            self.poll_seconds,
+            self.clock,
+            self.sleep,
+            ctx,
+            require_synced=self.require_synced,
+        )
 
 
 class ArgoCDRollback(_ArgoCDStep):
@@ -402,15 +469,19 @@ class ArgoCDRollback(_ArgoCDStep):
 
     require_synced = False
 
-    def __init__(self, client: ArgoCDClient, app: str, *, disable_autosync: bool = False,
-                 **kwargs: Any) -> None:
+    def __init__(
+        self, client: ArgoCDClient, app: str, *, disable_autosync: bool = False, **kwargs: Any
+    ) -> None:
         super().__init__(client, app, **kwargs)
         self.disable_autosync = disable_autosync
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """The deployed revision, the history entry it would restore, and the auto-sync block."""
-        app = self._read(f"cannot read Argo CD application {self.app}",
-                         timeout=INSPECT_TIMEOUT_SECONDS, attempts=1)
+        app = self._read(
+            f"cannot read Argo CD application {self.app}",
+            timeout=INSPECT_TIMEOUT_SECONDS,
+            attempts=1,
+        )
         base = self._base_facts(job, app)
         entry = choose_history_entry(app, job, self.app)
         blocks = autosync_enabled(app) and not self.disable_autosync
@@ -420,11 +491,19 @@ class ArgoCDRollback(_ArgoCDStep):
             last_change_at=base.last_change_at,
             already_rolled_back=base.already_rolled_back,
             autosync_blocks=blocks,
-            details={**base.details, "argocd_history_id": entry.get("id"),
-                     **({"autosync_message": f"Argo CD application {self.app} has automated "
-                         f"sync on and Argo CD refuses: '{AUTOSYNC_REFUSAL}'; set "
-                         "ARGOCD_DISABLE_AUTOSYNC=true or use ROLLBACK_MODE=both"}
-                        if blocks else {})},
+            details={
+                **base.details,
+                "argocd_history_id": entry.get("id"),
+                **(
+                    {
+                        "autosync_message": f"Argo CD application {self.app} has automated "
+                        f"sync on and Argo CD refuses: '{AUTOSYNC_REFUSAL}'; set "
+                        "ARGOCD_DISABLE_AUTOSYNC=true or use ROLLBACK_MODE=both"
+                    }
+                    if blocks
+                    else {}
+                ),
+            },
         )
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
@@ -441,16 +520,20 @@ class ArgoCDRollback(_ArgoCDStep):
         if autosync_enabled(app):
             if not self.disable_autosync:
                 raise ActionError(
-                    STAGE, f"Argo CD application {self.app} has automated sync on: "
+                    STAGE,
+                    f"Argo CD application {self.app} has automated sync on: "
                     f"'{AUTOSYNC_REFUSAL}'. Set ARGOCD_DISABLE_AUTOSYNC=true to let the "
-                    "receiver turn it off first", dict(ctx.details))
+                    "receiver turn it off first",
+                    dict(ctx.details),
+                )
             original = app["spec"]["syncPolicy"]["automated"]
             ctx.ensure_owned()
             try:
                 self.client.patch_app(self.app, {"spec": {"syncPolicy": {"automated": None}}})
             except ArgoCDError as exc:
-                raise ActionError(STAGE, f"cannot disable auto-sync: {exc}",
-                                  dict(ctx.details)) from None
+                raise ActionError(
+                    STAGE, f"cannot disable auto-sync: {exc}", dict(ctx.details)
+                ) from None
             ctx.details["autosync_disabled"] = True
             ctx.details["autosync_previous"] = original
             ctx.log(f"disabled automated sync of {self.app}; re-enable it after the incident")
@@ -459,8 +542,10 @@ class ArgoCDRollback(_ArgoCDStep):
             self.client.rollback(self.app, int(entry["id"]))
         except ArgoCDError as exc:
             raise ActionError(STAGE, str(exc), dict(ctx.details)) from None
-        ctx.log(f"Argo CD rolling {self.app} back to history id {entry['id']} "
-                f"({str(entry.get('revision'))[:7]})")
+        ctx.log(
+            f"Argo CD rolling {self.app} back to history id {entry['id']} "
+            f"({str(entry.get('revision'))[:7]})"
+        )
 
     def expected_revision(self, ctx: ActionContext) -> str | None:
         value = ctx.details.get("argocd_revision")
@@ -470,8 +555,14 @@ class ArgoCDRollback(_ArgoCDStep):
 class ArgoCDSync(_ArgoCDStep):
     """Mode `both`: make Argo CD deploy the revert commit the git step pushed."""
 
-    def __init__(self, client: ArgoCDClient, app: str, *,
-                 autosync_wait: float = AUTOSYNC_WAIT_SECONDS, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        client: ArgoCDClient,
+        app: str,
+        *,
+        autosync_wait: float = AUTOSYNC_WAIT_SECONDS,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(client, app, **kwargs)
         self.autosync_wait = autosync_wait
 
@@ -484,8 +575,11 @@ class ArgoCDSync(_ArgoCDStep):
         if not revert:
             raise ActionError(STAGE, "no revert commit to deploy", dict(ctx.details))
         ctx.details["argocd_revision"] = revert
-        app = self._read(f"cannot hard-refresh Argo CD application {self.app}",
-                         timeout=REFRESH_TIMEOUT_SECONDS, refresh="hard")
+        app = self._read(
+            f"cannot hard-refresh Argo CD application {self.app}",
+            timeout=REFRESH_TIMEOUT_SECONDS,
+            refresh="hard",
+        )
         ctx.details.setdefault("argocd_from_revision", deployed_revision(app))
         if autosync_enabled(app):
             if self._autosync_started(app, str(revert)):
@@ -503,8 +597,10 @@ class ArgoCDSync(_ArgoCDStep):
     def _autosync_started(self, app: dict[str, Any], revert: str) -> bool:
         deadline = self.clock() + self.autosync_wait
         while True:
-            if operation_running(app) or operation_revision(app) == revert or (
-                deployed_revision(app) == revert
+            if (
+                operation_running(app)
+                or operation_revision(app) == revert
+                or (deployed_revision(app) == revert)
             ):
                 return True
             if self.clock() >= deadline:
@@ -565,23 +661,40 @@ def wait_until_live(
             op = status.get("operationState") or {}
             running = operation_running(app)
             at_revision = deployed_revision(app) == revision and (
-                not require_synced or sync.get("revision") == revision)
-            if op.get("phase") in ("Failed", "Error") and operation_revision(app) == revision \
-                    and not running:
-                raise ActionError("validation", f"Argo CD sync of {revision[:7]} "
-                                  f"{op.get('phase')}: {op.get('message', '')}".rstrip(": "),
-                                  details)
+                not require_synced or sync.get("revision") == revision
+            )
+            if (
+                op.get("phase") in ("Failed", "Error")
+                and operation_revision(app) == revision
+                and not running
+            ):
+                raise ActionError(
+                    "validation",
+                    f"Argo CD sync of {revision[:7]} "
+                    f"{op.get('phase')}: {op.get('message', '')}".rstrip(": "),
+                    details,
+                )
             if at_revision and not running and health == "Degraded":
                 message = (status.get("health") or {}).get("message") or ""
-                raise ActionError("validation", f"{app_name} is Degraded at {revision[:7]}"
-                                  + (f": {message}" if message else ""), details)
+                raise ActionError(
+                    "validation",
+                    f"{app_name} is Degraded at {revision[:7]}"
+                    + (f": {message}" if message else ""),
+                    details,
+                )
             synced = sync.get("status") == "Synced" or not require_synced
             if at_revision and not running and synced and health == "Healthy":
                 return app
-            last = (f"sync {sync.get('status')} at {str(sync.get('revision'))[:7]}, deployed "
-                    f"{str(deployed_revision(app))[:7]}, health {health}"
-                    + (", operation running" if running else ""))
+            last = (
+                f"sync {sync.get('status')} at {str(sync.get('revision'))[:7]}, deployed "
+                f"{str(deployed_revision(app))[:7]}, health {health}"
+                + (", operation running" if running else "")
+            )
         if clock() >= deadline:
-            raise ActionError("validation", f"{app_name} not Synced and Healthy at "
-                              f"{revision[:7]} within {timeout:.0f} s ({last})", details)
+            raise ActionError(
+                "validation",
+                f"{app_name} not Synced and Healthy at "
+                f"{revision[:7]} within {timeout:.0f} s ({last})",
+                details,
+            )
         sleep(poll_seconds)

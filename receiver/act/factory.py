@@ -48,15 +48,28 @@ def github_slug(repo: str) -> str:
     raise NoTarget(f"GITOPS_PROVIDER=github needs GITOPS_REPO as owner/name, not {repo!r}")
 
 
-def git_action(settings: Settings, gitops: GitOpsTarget,
-               cache_dir: Path | str | None = None) -> RollbackAction:
+def git_action(
+    settings: Settings, gitops: GitOpsTarget, cache_dir: Path | str | None = None
+) -> RollbackAction:
     """The GitOps action for a target: GitHub API or git CLI."""
     pull_request = settings.gitops_mode == "pull-request"
     if gitops_provider(settings, gitops.repo) == "github":
-        return GitHubRevert(github_slug(gitops.repo), gitops.path, gitops.branch,
-                            settings.gitops_token, settings.github_api_url, pull_request)
-    return GitRevert(gitops.repo, gitops.path, gitops.branch, settings.gitops_token,
-                     pull_request, cache_dir=cache_dir)
+        return GitHubRevert(
+            github_slug(gitops.repo),
+            gitops.path,
+            gitops.branch,
+            settings.gitops_token,
+            settings.github_api_url,
+            pull_request,
+        )
+    return GitRevert(
+        gitops.repo,
+        gitops.path,
+        gitops.branch,
+        settings.gitops_token,
+        pull_request,
+        cache_dir=cache_dir,
+    )
 
 
 def argocd_client(settings: Settings) -> ArgoCDClient:
@@ -73,8 +86,9 @@ def argocd_client(settings: Settings) -> ArgoCDClient:
     )
 
 
-def build_actions(settings: Settings, target: ServiceTarget, mode: str,
-                  cache_dir: Path | str | None = None) -> list[RollbackAction]:
+def build_actions(
+    settings: Settings, target: ServiceTarget, mode: str, cache_dir: Path | str | None = None
+) -> list[RollbackAction]:
     """The ordered actions of one rollback; raises NoTarget when the mode lacks its pieces."""
     if mode not in MODES:
         raise NoTarget(f"unknown rollback mode {mode!r}")
@@ -82,24 +96,31 @@ def build_actions(settings: Settings, target: ServiceTarget, mode: str,
     timeout = float(settings.validation_timeout_seconds)
     if mode == "argocd":
         if not has_argocd:
-            raise NoTarget(f"mode argocd needs ARGOCD_SERVER and an Argo CD app for "
-                           f"{target.service}")
+            raise NoTarget(
+                f"mode argocd needs ARGOCD_SERVER and an Argo CD app for {target.service}"
+            )
         assert target.argocd_app is not None
-        return [ArgoCDRollback(argocd_client(settings), target.argocd_app,
-                               disable_autosync=settings.argocd_disable_autosync,
-                               validation_timeout=timeout)]
+        return [
+            ArgoCDRollback(
+                argocd_client(settings),
+                target.argocd_app,
+                disable_autosync=settings.argocd_disable_autosync,
+                validation_timeout=timeout,
+            )
+        ]
     if target.gitops is None:
         raise NoTarget(f"mode {mode} needs GITOPS_REPO and GITOPS_PATH for {target.service}")
     actions = [git_action(settings, target.gitops, cache_dir or settings.gitops_cache_dir)]
     if mode == "both":
         if not has_argocd:
-            raise NoTarget(f"mode both needs ARGOCD_SERVER and an Argo CD app for "
-                           f"{target.service}")
+            raise NoTarget(f"mode both needs ARGOCD_SERVER and an Argo CD app for {target.service}")
         assert target.argocd_app is not None
-        actions.append(ArgoCDSync(argocd_client(settings), target.argocd_app,
-                                  validation_timeout=timeout))
+        actions.append(
+            ArgoCDSync(argocd_client(settings), target.argocd_app, validation_timeout=timeout)
+        )
     elif has_argocd:
         assert target.argocd_app is not None
-        actions.append(ArgoCDWatch(argocd_client(settings), target.argocd_app,
-                                   validation_timeout=timeout))
+        actions.append(
+            ArgoCDWatch(argocd_client(settings), target.argocd_app, validation_timeout=timeout)
+        )
     return actions

@@ -127,15 +127,17 @@ class GitRevert(RollbackAction):
 
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
-        env.update({
-            "GIT_DIR": str(self.clone),
-            "GIT_TERMINAL_PROMPT": "0",
-            "GIT_AUTHOR_NAME": COMMITTER_NAME,
-            "GIT_AUTHOR_EMAIL": COMMITTER_EMAIL,
-            "GIT_COMMITTER_NAME": COMMITTER_NAME,
-            "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
-            "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
-        })
+        env.update(
+            {
+                "GIT_DIR": str(self.clone),
+                "GIT_TERMINAL_PROMPT": "0",
+                "GIT_AUTHOR_NAME": COMMITTER_NAME,
+                "GIT_AUTHOR_EMAIL": COMMITTER_EMAIL,
+                "GIT_COMMITTER_NAME": COMMITTER_NAME,
+                "GIT_COMMITTER_EMAIL": COMMITTER_EMAIL,
+                "GIT_SSH_COMMAND": os.environ.get("GIT_SSH_COMMAND", "ssh -o BatchMode=yes"),
+            }
+        )
         token = self.token.get()
         if token:
             askpass = self.clone.parent / "askpass.sh"
@@ -150,13 +152,22 @@ class GitRevert(RollbackAction):
         env.update(extra or {})
         return env
 
-    def _git(self, *args: str, timeout: float, stdin: str | None = None,
-             env: dict[str, str] | None = None) -> str:
+    def _git(
+        self,
+        *args: str,
+        timeout: float,
+        stdin: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> str:
         """Run git on the cached clone; raise GitCommandError with a redacted message."""
         try:
             result = subprocess.run(
-                ["git", *args], input=stdin.encode() if stdin is not None else None,
-                capture_output=True, env=self._env(env), timeout=timeout, check=False,
+                ["git", *args],
+                input=stdin.encode() if stdin is not None else None,
+                capture_output=True,
+                env=self._env(env),
+                timeout=timeout,
+                check=False,
             )
         except subprocess.TimeoutExpired:
             raise GitCommandError(f"git {args[0]} timed out after {timeout:.0f} s") from None
@@ -167,8 +178,9 @@ class GitRevert(RollbackAction):
             raise GitCommandError(f"git {args[0]} failed: {detail}", stderr)
         return result.stdout.decode(errors="replace").rstrip("\n")
 
-    def _fail(self, what: str, exc: GitCommandError,
-              ctx: ActionContext | None = None) -> ActionError:
+    def _fail(
+        self, what: str, exc: GitCommandError, ctx: ActionContext | None = None
+    ) -> ActionError:
         return ActionError(
             STAGE, f"{what} ({redact(self.url)}): {exc}", dict(ctx.details) if ctx else {}
         )
@@ -177,15 +189,33 @@ class GitRevert(RollbackAction):
         """Create the bare cache on first use, then fetch the branch into origin/<branch>."""
         if not (self.clone / "HEAD").exists():
             self.clone.parent.mkdir(parents=True, exist_ok=True)
-            subprocess.run(["git", "init", "-q", "--bare", str(self.clone)], check=True,
-                           capture_output=True, timeout=30, env=self._env())
+            subprocess.run(
+                ["git", "init", "-q", "--bare", str(self.clone)],
+                check=True,
+                capture_output=True,
+                timeout=30,
+                env=self._env(),
+            )
             self._git("config", "remote.origin.url", self.url, timeout=timeout)
-        self._git("fetch", "--quiet", "--no-tags", "origin",
-                  f"+refs/heads/{self.branch}:{self.remote_ref}", timeout=timeout)
+        self._git(
+            "fetch",
+            "--quiet",
+            "--no-tags",
+            "origin",
+            f"+refs/heads/{self.branch}:{self.remote_ref}",
+            timeout=timeout,
+        )
 
     def _history(self, timeout: float) -> list[PathCommit]:
-        out = self._git("log", f"-n{HISTORY_DEPTH}", "--format=%H%x00%P%x00%ct%x00%B%x1e",
-                        self.remote_ref, "--", self.path, timeout=timeout)
+        out = self._git(
+            "log",
+            f"-n{HISTORY_DEPTH}",
+            "--format=%H%x00%P%x00%ct%x00%B%x1e",
+            self.remote_ref,
+            "--",
+            self.path,
+            timeout=timeout,
+        )
         history = []
         for record in out.split("\x1e"):
             record = record.strip("\n")
@@ -204,17 +234,19 @@ class GitRevert(RollbackAction):
         """The head's tree with the path replaced by its content at `target` (or removed)."""
         with self._index() as env:
             self._git("read-tree", head, env=env, timeout=timeout)
-            names = self._git("ls-tree", "-r", "-z", "--name-only", head, "--", self.path,
-                              timeout=timeout)
+            names = self._git(
+                "ls-tree", "-r", "-z", "--name-only", head, "--", self.path, timeout=timeout
+            )
             removals = "".join(f"0 {ZERO_SHA}\t{n}\0" for n in names.split("\0") if n)
             if removals:
-                self._git("update-index", "-z", "--index-info", stdin=removals, env=env,
-                          timeout=timeout)
-            additions = self._git("ls-tree", "-r", "-z", target, "--", self.path,
-                                  timeout=timeout)
+                self._git(
+                    "update-index", "-z", "--index-info", stdin=removals, env=env, timeout=timeout
+                )
+            additions = self._git("ls-tree", "-r", "-z", target, "--", self.path, timeout=timeout)
             if additions:
-                self._git("update-index", "-z", "--index-info", stdin=additions,
-                          env=env, timeout=timeout)
+                self._git(
+                    "update-index", "-z", "--index-info", stdin=additions, env=env, timeout=timeout
+                )
             return self._git("write-tree", env=env, timeout=timeout)
 
     # -- the interface ---------------------------------------------------------------------
@@ -237,10 +269,16 @@ class GitRevert(RollbackAction):
                 self._fetch(timeout)
                 plan = plan_restore(job, self.path, self._history(timeout), STAGE)
                 if job.target_commit:
-                    target = self._git("rev-parse", "--verify", "--quiet",
-                                       f"{job.target_commit}^{{commit}}", timeout=timeout)
-                    plan = RestorePlan(plan.rolled_back_from, target, plan.last_change_at,
-                                       plan.already_rolled_back)
+                    target = self._git(
+                        "rev-parse",
+                        "--verify",
+                        "--quiet",
+                        f"{job.target_commit}^{{commit}}",
+                        timeout=timeout,
+                    )
+                    plan = RestorePlan(
+                        plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
+                    )
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc, ctx) from None
             record_plan(ctx.details, plan)
@@ -251,8 +289,10 @@ class GitRevert(RollbackAction):
                     self._fetch(timeout)
                 except GitCommandError as exc:
                     raise self._fail("git rollback failed", exc, ctx) from None
-                ctx.log(f"push of the restore of {self.path} was rejected (attempt {attempt} "
-                        f"of {self.push_attempts}); rebuilding on the new head")
+                ctx.log(
+                    f"push of the restore of {self.path} was rejected (attempt {attempt} "
+                    f"of {self.push_attempts}); rebuilding on the new head"
+                )
                 self.sleep(min(0.5 * attempt, 2.0))
         raise ActionError(
             STAGE,
@@ -278,8 +318,7 @@ class GitRevert(RollbackAction):
                 dict(ctx.details),
             )
         message = commit_message(job, self.path, plan.rolled_back_from, plan.target)
-        sha = self._git("commit-tree", tree, "-p", head, "-F", "-", stdin=message,
-                        timeout=timeout)
+        sha = self._git("commit-tree", tree, "-p", head, "-F", "-", stdin=message, timeout=timeout)
         branch = pull_request_branch(job) if self.pull_request else self.branch
         ctx.ensure_owned()
         if not self._push(sha, branch, timeout):
@@ -291,8 +330,10 @@ class GitRevert(RollbackAction):
             ctx.details["validated"] = False
             ctx.log(f"pushed {short(sha)} to branch {branch}; merge it into {self.branch}")
         else:
-            ctx.log(f"pushed {short(sha)} to {self.branch}: {self.path} restored to "
-                    f"{short(plan.target)}")
+            ctx.log(
+                f"pushed {short(sha)} to {self.branch}: {self.path} restored to "
+                f"{short(plan.target)}"
+            )
         return True
 
     def _push(self, sha: str, branch: str, timeout: float) -> bool:

@@ -218,12 +218,14 @@ class GitHubRevert(RollbackAction):
             commit: Commit
             for commit in itertools.islice(commits, HISTORY_DEPTH):
                 git = commit.commit
-                out.append(PathCommit(
-                    sha=commit.sha,
-                    parents=tuple(p.sha for p in commit.parents),
-                    message=git.message,
-                    committed_at=git.committer.date.timestamp(),
-                ))
+                out.append(
+                    PathCommit(
+                        sha=commit.sha,
+                        parents=tuple(p.sha for p in commit.parents),
+                        message=git.message,
+                        committed_at=git.committer.date.timestamp(),
+                    )
+                )
             return out
 
         return self._call(f"list commits of {self.path}", read, attempts)
@@ -294,7 +296,11 @@ class GitHubRevert(RollbackAction):
         )
 
     def _build_commit(
-        self, job: RollbackJob, ctx: ActionContext, repo: Repository, plan: RestorePlan,
+        self,
+        job: RollbackJob,
+        ctx: ActionContext,
+        repo: Repository,
+        plan: RestorePlan,
         head_sha: str,
     ) -> str:
         """Create the restore commit on top of `head_sha` (not yet on any branch)."""
@@ -322,9 +328,7 @@ class GitHubRevert(RollbackAction):
         )
         message = commit_message(job, self.path, plan.rolled_back_from, plan.target)
         ctx.ensure_owned()
-        commit = self._call(
-            "create commit", lambda: repo.create_git_commit(message, tree, [head])
-        )
+        commit = self._call("create commit", lambda: repo.create_git_commit(message, tree, [head]))
         return commit.sha
 
     def _push_once(
@@ -333,9 +337,7 @@ class GitHubRevert(RollbackAction):
         """One attempt: False when the branch moved under us (the 422 non-fast-forward)."""
         ref = repo.get_git_ref(f"heads/{self.branch}")
         head_sha = self._call(f"read branch {self.branch}", lambda: ref.object.sha)
-        head_message = self._call(
-            "read head commit", lambda: repo.get_git_commit(head_sha).message
-        )
+        head_message = self._call("read head commit", lambda: repo.get_git_commit(head_sha).message)
         if parse_trailers(head_message).get(TRAILER_ID) == job.rollback_id:
             ctx.details["revert_commit"] = head_sha  # an earlier attempt landed; answer was lost
             return True
@@ -348,8 +350,9 @@ class GitHubRevert(RollbackAction):
                 return False
             raise
         ctx.details["revert_commit"] = sha
-        ctx.log(f"pushed {short(sha)} to {self.branch}: {self.path} restored to "
-                f"{short(plan.target)}")
+        ctx.log(
+            f"pushed {short(sha)} to {self.branch}: {self.path} restored to {short(plan.target)}"
+        )
         return True
 
     def _open_pull_request(

@@ -35,8 +35,7 @@ def error_ratio_queries(service: str, namespace: str) -> tuple[str, str]:
     return rule, raw
 
 
-def current_error_ratio(prometheus: PrometheusClient, service: str,
-                        namespace: str) -> float | None:
+def current_error_ratio(prometheus: PrometheusClient, service: str, namespace: str) -> float | None:
     """The service's 5-minute error ratio now, or None when Prometheus has no data for it."""
     rule, raw = error_ratio_queries(service, namespace)
     value = prometheus.query_value(rule)

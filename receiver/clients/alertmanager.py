@@ -57,12 +57,20 @@ class Matcher:
 
     @property
     def is_freeze_marker(self) -> bool:
-        return (self.name == FREEZE_LABEL and self.value == "true"
-                and not self.is_regex and self.is_equal)
+        return (
+            self.name == FREEZE_LABEL
+            and self.value == "true"
+            and not self.is_regex
+            and self.is_equal
+        )
 
     def to_api(self) -> dict[str, Any]:
-        return {"name": self.name, "value": self.value,
-                "isRegex": self.is_regex, "isEqual": self.is_equal}
+        return {
+            "name": self.name,
+            "value": self.value,
+            "isRegex": self.is_regex,
+            "isEqual": self.is_equal,
+        }
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> Matcher:
@@ -74,8 +82,11 @@ class Matcher:
         )
 
     def __str__(self) -> str:
-        operator = ("=" if self.is_equal else "!=") if not self.is_regex else (
-            "=~" if self.is_equal else "!~")
+        operator = (
+            ("=" if self.is_equal else "!=")
+            if not self.is_regex
+            else ("=~" if self.is_equal else "!~")
+        )
         escaped = self.value.replace("\\", "\\\\").replace('"', '\\"')
         return f'{self.name}{operator}"{escaped}"'
 
@@ -99,8 +110,11 @@ class Silence:
 
     def matches(self, labels: Mapping[str, str]) -> bool:
         """Whether this silence covers an alert with these labels (the freeze marker ignored)."""
-        matchers = [m for m in self.matchers if not m.is_freeze_marker] if self.is_freeze \
+        matchers = (
+            [m for m in self.matchers if not m.is_freeze_marker]
+            if self.is_freeze
             else list(self.matchers)
+        )
         return all(m.matches(labels) for m in matchers)
 
     def describe_matchers(self) -> str:
@@ -159,8 +173,9 @@ def redact_url(url: str) -> str:
 class AlertmanagerClient:
     """The silences part of Alertmanager's API v2 at ALERTMANAGER_URL, with short timeouts."""
 
-    def __init__(self, base_url: str, timeout: float = 3.0,
-                 session: requests.Session | None = None) -> None:
+    def __init__(
+        self, base_url: str, timeout: float = 3.0, session: requests.Session | None = None
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
         self._own_session = session is None
@@ -253,8 +268,10 @@ class AlertmanagerClient:
         response = self._call("GET", "/silences")
         if response.status_code != 200:
             # Whatever the reason (a proxy's 401, a 5xx), the silences could not be read.
-            raise AlertmanagerUnavailable(f"list silences: Alertmanager answered "
-                                          f"{response.status_code}: {self._error_text(response)}")
+            raise AlertmanagerUnavailable(
+                f"list silences: Alertmanager answered "
+                f"{response.status_code}: {self._error_text(response)}"
+            )
         data = self._json(response)
         if not isinstance(data, list):
             raise AlertmanagerUnavailable("Alertmanager's silence list is not a list")

@@ -42,8 +42,10 @@ class BlackoutWindow:
 
     def describe(self) -> str:
         """A stable human text, e.g. `Sat,Sun 00:00-06:00 UTC`."""
-        return f"{_describe_days(self.weekdays)} {_hhmm(self.start_minute)}-" \
+        return (
+            f"{_describe_days(self.weekdays)} {_hhmm(self.start_minute)}-"
             f"{_hhmm(self.end_minute)} {self.zone}"
+        )
 
     def occurrence_on(self, day: date) -> tuple[datetime, datetime]:
         """The UTC start and end of the occurrence starting on local date `day`."""
@@ -64,8 +66,9 @@ def parse_windows(text: str) -> tuple[BlackoutWindow, ...]:
     return tuple(windows)
 
 
-def active_window(windows: tuple[BlackoutWindow, ...] | list[BlackoutWindow],
-                  now: datetime) -> BlackoutWindow | None:
+def active_window(
+    windows: tuple[BlackoutWindow, ...] | list[BlackoutWindow], now: datetime
+) -> BlackoutWindow | None:
     """The first window whose occurrence contains `now` (tz-aware), else None."""
     now = _aware(now)
     for window in windows:
@@ -82,8 +85,9 @@ def active_window(windows: tuple[BlackoutWindow, ...] | list[BlackoutWindow],
     return None
 
 
-def next_occurrences(windows: tuple[BlackoutWindow, ...] | list[BlackoutWindow],
-                     now: datetime, count: int) -> list[tuple[datetime, datetime, BlackoutWindow]]:
+def next_occurrences(
+    windows: tuple[BlackoutWindow, ...] | list[BlackoutWindow], now: datetime, count: int
+) -> list[tuple[datetime, datetime, BlackoutWindow]]:
     """The next `count` occurrences (UTC start, UTC end, window) not yet over, by start.
 
     An occurrence in progress at `now` comes first, with its start in the past.
@@ -155,8 +159,10 @@ def _parse_minute(text: str, part: str, allow_end: bool) -> int:
     if hour == 24 and minute == 0 and allow_end:
         return 1440
     if hour > 23 or minute > 59:
-        raise ValueError(f"{part!r}: {text!r} is not a time of day (00:00..23:59"
-                         f"{', or 24:00 as end' if allow_end else ''})")
+        raise ValueError(
+            f"{part!r}: {text!r} is not a time of day (00:00..23:59"
+            f"{', or 24:00 as end' if allow_end else ''})"
+        )
     return hour * 60 + minute
 
 

@@ -42,16 +42,16 @@ class Notifications:
         self.once = once
         self.once_ttl_seconds = once_ttl_seconds
         self.max_queued = max_queued
-        self._executor = ThreadPoolExecutor(max_workers=max_workers,
-                                            thread_name_prefix="notify")
+        self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="notify")
         self._pending: set[Future[None]] = set()
         self._lock = threading.Lock()
         self._closed = False
         self._stopping = threading.Event()
 
     @classmethod
-    def from_settings(cls, settings: Settings,
-                      once: Callable[[str, int], bool] | None = None) -> Notifications:
+    def from_settings(
+        cls, settings: Settings, once: Callable[[str, int], bool] | None = None
+    ) -> Notifications:
         """The configured channels, whose retry waits end early when `close` gives up."""
         notifications = cls([], once=once)
         notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep)
@@ -70,8 +70,12 @@ class Notifications:
             for notifier in targets:
                 self._submit(notifier, event)
         except Exception as exc:  # a notification problem must never reach the rollback
-            log.error("notification of %s for %s not queued: %s",
-                      event.kind, event.service, exc.__class__.__name__)
+            log.error(
+                "notification of %s for %s not queued: %s",
+                event.kind,
+                event.service,
+                exc.__class__.__name__,
+            )
 
     def _first_time(self, event: base.Event) -> bool:
         """False for a repeat of an escalation or blocked emergency already told this episode."""
@@ -82,8 +86,11 @@ class Notifications:
             first = self.once(key, self.once_ttl_seconds)
         except Exception as exc:
             # Better told twice than never: the store is down, tell anyway.
-            log.warning("cannot tell whether %s was already notified (%s); notifying",
-                        key, exc.__class__.__name__)
+            log.warning(
+                "cannot tell whether %s was already notified (%s); notifying",
+                key,
+                exc.__class__.__name__,
+            )
             return True
         if not first:
             log.info("%s for %s already notified this episode", event.kind, event.service)
@@ -113,14 +120,25 @@ class Notifications:
         except Exception as exc:  # a bug in a channel is still only a failed notification
             self._failed(notifier.channel, event, f"unexpected {exc.__class__.__name__}")
         else:
-            log.info("notified %s: %s for %s", notifier.channel, event.kind, event.service,
-                     extra={"rollback_id": event.rollback_id})
+            log.info(
+                "notified %s: %s for %s",
+                notifier.channel,
+                event.kind,
+                event.service,
+                extra={"rollback_id": event.rollback_id},
+            )
 
     @staticmethod
     def _failed(channel: str, event: base.Event, why: str) -> None:
         metrics.NOTIFY_FAILURES.labels(channel).inc()
-        log.warning("notification to %s failed: %s for %s: %s", channel, event.kind,
-                    event.service, why, extra={"rollback_id": event.rollback_id})
+        log.warning(
+            "notification to %s failed: %s for %s: %s",
+            channel,
+            event.kind,
+            event.service,
+            why,
+            extra={"rollback_id": event.rollback_id},
+        )
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait up to `timeout` seconds for queued sends; True when all finished."""
@@ -144,17 +162,20 @@ class Notifications:
                 closer()
 
 
-def build_notifiers(settings: Settings,
-                    sleep: Callable[[float], None] = time.sleep) -> list[base.Notifier]:
+def build_notifiers(
+    settings: Settings, sleep: Callable[[float], None] = time.sleep
+) -> list[base.Notifier]:
     """One notifier per configured channel (SLACK_WEBHOOK, PAGERDUTY_KEY)."""
     from receiver.tell.pagerduty import PagerDutyNotifier
     from receiver.tell.slack import SlackNotifier
 
     notifiers: list[base.Notifier] = []
     if settings.slack_webhook:
-        notifiers.append(SlackNotifier(settings.slack_webhook, public_url=settings.public_url,
-                                       sleep=sleep))
+        notifiers.append(
+            SlackNotifier(settings.slack_webhook, public_url=settings.public_url, sleep=sleep)
+        )
     if settings.pagerduty_key:
-        notifiers.append(PagerDutyNotifier(settings.pagerduty_key, url=settings.pagerduty_url,
-                                           sleep=sleep))
+        notifiers.append(
+            PagerDutyNotifier(settings.pagerduty_key, url=settings.pagerduty_url, sleep=sleep)
+        )
     return notifiers

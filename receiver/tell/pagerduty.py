@@ -71,8 +71,13 @@ class PagerDutyNotifier(base.Notifier):
         if not key:
             raise base.NotificationError("pagerduty: PAGERDUTY_KEY is empty")
         body = self.event_body(event, key)
-        deliver(lambda: self._post(body), retries=self.retries, sleep=self.sleep,
-                base_delay=self.base_delay, max_wait=self.max_wait)
+        deliver(
+            lambda: self._post(body),
+            retries=self.retries,
+            sleep=self.sleep,
+            base_delay=self.base_delay,
+            max_wait=self.max_wait,
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -106,14 +111,23 @@ class PagerDutyNotifier(base.Notifier):
         if body["event_action"] == "resolve":
             return body
         details: dict[str, Any] = {
-            "kind": event.kind, "service": event.service, "namespace": event.namespace,
-            "tier": event.tier, "reason": wording.reason_text(event.reason),
+            "kind": event.kind,
+            "service": event.service,
+            "namespace": event.namespace,
+            "tier": event.tier,
+            "reason": wording.reason_text(event.reason),
             "automatic": event.automatic,
         }
-        optional = {"rollback_id": event.rollback_id, "episode": event.episode,
-                    "budget_consumed": wording.consumed_text(event.consumed),
-                    "from_revision": event.from_revision, "to_revision": event.to_revision,
-                    "error": event.error, "stage": event.stage, "actor": event.actor}
+        optional = {
+            "rollback_id": event.rollback_id,
+            "episode": event.episode,
+            "budget_consumed": wording.consumed_text(event.consumed),
+            "from_revision": event.from_revision,
+            "to_revision": event.to_revision,
+            "error": event.error,
+            "stage": event.stage,
+            "actor": event.actor,
+        }
         details.update({k: v for k, v in optional.items() if v is not None})
         body["payload"] = {
             "summary": wording.summary(event)[:1024],
@@ -126,8 +140,11 @@ class PagerDutyNotifier(base.Notifier):
             "custom_details": details,
         }
         body["client"] = self.source
-        links = [{"href": url, "text": wording.link_name(name)} for name, url in event.links.items()
-                 if url and url.startswith(("http://", "https://"))]
+        links = [
+            {"href": url, "text": wording.link_name(name)}
+            for name, url in event.links.items()
+            if url and url.startswith(("http://", "https://"))
+        ]
         if links:
             body["links"] = links
         return body
@@ -143,8 +160,10 @@ class PagerDutyNotifier(base.Notifier):
             return
         detail = self._error_detail(response).replace(str(body["routing_key"]), "<redacted>")
         if response.status_code == 429:
-            raise RetryableError(f"pagerduty: rate limited (429) {detail}".rstrip(),
-                                 retry_after_seconds(response.headers.get("Retry-After")))
+            raise RetryableError(
+                f"pagerduty: rate limited (429) {detail}".rstrip(),
+                retry_after_seconds(response.headers.get("Retry-After")),
+            )
         if response.status_code >= 500:
             raise RetryableError(f"pagerduty: {response.status_code} {detail}".rstrip())
         raise base.NotificationError(f"pagerduty: {response.status_code} {detail}".rstrip())

@@ -91,8 +91,12 @@ class SlackNotifier(base.Notifier):
         if not url:
             raise base.NotificationError("slack: SLACK_WEBHOOK is empty")
         body = self.message(event)
-        deliver(lambda: self._post(url, body), retries=self.retries, sleep=self.sleep,
-                max_wait=self.max_wait)
+        deliver(
+            lambda: self._post(url, body),
+            retries=self.retries,
+            sleep=self.sleep,
+            max_wait=self.max_wait,
+        )
 
     def close(self) -> None:
         self.session.close()
@@ -106,8 +110,10 @@ class SlackNotifier(base.Notifier):
         if response.status_code == 200 and text == "ok":
             return
         if response.status_code == 429:
-            raise RetryableError("slack: rate limited (429)",
-                                 retry_after_seconds(response.headers.get("Retry-After")))
+            raise RetryableError(
+                "slack: rate limited (429)",
+                retry_after_seconds(response.headers.get("Retry-After")),
+            )
         if response.status_code >= 500:
             raise RetryableError(f"slack: {response.status_code} {text or response.reason}")
         raise base.NotificationError(f"slack: {response.status_code} {text or response.reason}")
@@ -128,8 +134,9 @@ class SlackNotifier(base.Notifier):
         if consumed:
             fields.append(("Budget consumed", consumed))
         if event.from_revision or event.to_revision:
-            fields.append(("Revision", f"`{event.from_revision or '?'}` → "
-                                       f"`{event.to_revision or '?'}`"))
+            fields.append(
+                ("Revision", f"`{event.from_revision or '?'}` → `{event.to_revision or '?'}`")
+            )
         if event.rollback_id:
             fields.append(("Rollback", f"`{event.rollback_id}`"))
         if event.actor:
@@ -138,33 +145,55 @@ class SlackNotifier(base.Notifier):
             fields.append(("Stage", event.stage))
         fields.append(("Mode", "automatic" if event.automatic else "manual"))
         blocks: list[dict[str, Any]] = [
-            {"type": "header", "text": {"type": "plain_text", "text": headline[:150],
-                                        "emoji": True}},
-            {"type": "section", "fields": [
-                {"type": "mrkdwn", "text": f"*{name}*\n{escape(value)}"[:2000]}
-                for name, value in fields[:10]]},
-            {"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"*Reason:* {escape(wording.reason_text(event.reason))}")[:3000]}},
+            {
+                "type": "header",
+                "text": {"type": "plain_text", "text": headline[:150], "emoji": True},
+            },
+            {
+                "type": "section",
+                "fields": [
+                    {"type": "mrkdwn", "text": f"*{name}*\n{escape(value)}"[:2000]}
+                    for name, value in fields[:10]
+                ],
+            },
+            {
+                "type": "section",
+                "text": {
+                    "type": "mrkdwn",
+                    "text": (f"*Reason:* {escape(wording.reason_text(event.reason))}")[:3000],
+                },
+            },
         ]
         if event.error:
-            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": (
-                f"*Error:* {escape(event.error)}")[:3000]}})
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": (f"*Error:* {escape(event.error)}")[:3000]},
+                }
+            )
         if event.kind == base.PENDING_APPROVAL and event.rollback_id:
             lines = []
             approve = self.approve_url(event)
             if approve:
                 lines.append(f"*Approve:* `POST {escape(approve)}` (ADMIN_TOKEN)")
-            lines.append(f"*CLI:* `rollback-receiver approve {escape(event.rollback_id)}` "
-                         f"or `rollback-receiver reject {escape(event.rollback_id)}`")
+            lines.append(
+                f"*CLI:* `rollback-receiver approve {escape(event.rollback_id)}` "
+                f"or `rollback-receiver reject {escape(event.rollback_id)}`"
+            )
             deadline = event.details.get("expires_at")
             if deadline:
                 lines.append(f"*Expires:* {escape(str(deadline))}")
-            blocks.append({"type": "section", "text": {"type": "mrkdwn",
-                                                       "text": "\n".join(lines)[:3000]}})
+            blocks.append(
+                {"type": "section", "text": {"type": "mrkdwn", "text": "\n".join(lines)[:3000]}}
+            )
         links = self._links(event)
         if links:
-            blocks.append({"type": "context", "elements": [
-                {"type": "mrkdwn", "text": " | ".join(links)[:3000]}]})
+            blocks.append(
+                {
+                    "type": "context",
+                    "elements": [{"type": "mrkdwn", "text": " | ".join(links)[:3000]}],
+                }
+            )
         return {"text": wording.summary(event), "blocks": blocks}
 
     def _links(self, event: base.Event) -> list[str]:

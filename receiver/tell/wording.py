@@ -29,8 +29,14 @@ REASONS = {
     "rejected": "rejected",
 }
 
-LINK_NAMES = {"commit": "Commit", "argocd": "Argo CD app", "alert": "Alert source",
-              "approve": "Approve", "pull_request": "Pull request", "runbook": "Runbook"}
+LINK_NAMES = {
+    "commit": "Commit",
+    "argocd": "Argo CD app",
+    "alert": "Alert source",
+    "approve": "Approve",
+    "pull_request": "Pull request",
+    "runbook": "Runbook",
+}
 
 TITLES = {
     base.PENDING_APPROVAL: "Rollback of {service} waits for approval",

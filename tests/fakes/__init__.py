@@ -52,7 +52,9 @@ class BareRepo:
         """`git init --bare` with `branch` as the initial branch name."""
         subprocess.run(
             ["git", "init", "-q", "--bare", f"--initial-branch={branch}", str(path)],
-            check=True, capture_output=True, timeout=30,
+            check=True,
+            capture_output=True,
+            timeout=30,
         )
         return cls(path)
 
@@ -60,14 +62,23 @@ class BareRepo:
     def url(self) -> str:
         return f"file://{self.path}"
 
-    def git(self, *args: str, stdin: str | bytes | None = None,
-            env: dict[str, str] | None = None, check: bool = True) -> str:
+    def git(
+        self,
+        *args: str,
+        stdin: str | bytes | None = None,
+        env: dict[str, str] | None = None,
+        check: bool = True,
+    ) -> str:
         """Run git against this repository; stdout as text (stripped of its final newline)."""
         full_env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
         full_env.update({**GIT_IDENTITY, **(env or {}), "GIT_DIR": str(self.path)})
         data = stdin.encode() if isinstance(stdin, str) else stdin
         result = subprocess.run(
-            ["git", *args], input=data, capture_output=True, env=full_env, timeout=30,
+            ["git", *args],
+            input=data,
+            capture_output=True,
+            env=full_env,
+            timeout=30,
             check=False,
         )
         if check and result.returncode != 0:
@@ -135,13 +146,15 @@ class BareRepo:
                 self.remove_path(env, parent, path)
                 if content is not None:
                     blob = self.git("hash-object", "-w", "--stdin", stdin=content)
-                    self.git("update-index", "--add", "--cacheinfo",
-                             f"100644,{blob},{path}", env=env)
+                    self.git(
+                        "update-index", "--add", "--cacheinfo", f"100644,{blob},{path}", env=env
+                    )
             tree = self.git("write-tree", env=env)
             stamp = f"{int(when if when is not None else time.time())} +0000"
             args = ["commit-tree", tree, "-F", "-"] + (["-p", parent] if parent else [])
-            sha = self.git(*args, stdin=message,
-                           env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp})
+            sha = self.git(
+                *args, stdin=message, env={"GIT_AUTHOR_DATE": stamp, "GIT_COMMITTER_DATE": stamp}
+            )
             self.git("update-ref", f"refs/heads/{branch}", sha, parent or ZERO_SHA)
             return sha
 
@@ -149,7 +162,9 @@ class BareRepo:
         """A file's content at a revision, or None when absent."""
         out = subprocess.run(
             ["git", "--git-dir", str(self.path), "show", f"{rev}:{path}"],
-            capture_output=True, timeout=30, check=False,
+            capture_output=True,
+            timeout=30,
+            check=False,
         )
         return out.stdout.decode() if out.returncode == 0 else None
 
@@ -235,11 +250,20 @@ class Faults:
         self.rules: list[Rule] = []
         self._lock = threading.Lock()
 
-    def fail(self, method: str, pattern: str, status: int, body: Any = None,
-             headers: dict[str, str] | None = None, times: int = 1, after: bool = False) -> Rule:
+    def fail(
+        self,
+        method: str,
+        pattern: str,
+        status: int,
+        body: Any = None,
+        headers: dict[str, str] | None = None,
+        times: int = 1,
+        after: bool = False,
+    ) -> Rule:
         """Answer the next `times` matching requests with `status` and `body`."""
-        rule = Rule(method, pattern, times, status=status, body=body, headers=headers or {},
-                    after=after)
+        rule = Rule(
+            method, pattern, times, status=status, body=body, headers=headers or {}, after=after
+        )
         with self._lock:
             self.rules.append(rule)
         return rule
@@ -273,8 +297,11 @@ class Faults:
     def count(self, method: str, pattern: str) -> int:
         """How many received calls match."""
         with self._lock:
-            return sum(1 for c in self.calls
-                       if c.method == method and re.search(pattern, c.path) is not None)
+            return sum(
+                1
+                for c in self.calls
+                if c.method == method and re.search(pattern, c.path) is not None
+            )
 
     def clear(self) -> None:
         with self._lock:

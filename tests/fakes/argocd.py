@@ -37,8 +37,15 @@ from flask import Flask, Response, request
 
 from . import Call, Faults, ServerThread, iso
 
-CODES = {"InvalidArgument": 3, "NotFound": 5, "PermissionDenied": 7, "FailedPrecondition": 9,
-         "Unauthenticated": 16, "Internal": 13, "Unavailable": 14}
+CODES = {
+    "InvalidArgument": 3,
+    "NotFound": 5,
+    "PermissionDenied": 7,
+    "FailedPrecondition": 9,
+    "Unauthenticated": 16,
+    "Internal": 13,
+    "Unavailable": 14,
+}
 HTTP = {3: 400, 5: 404, 7: 403, 9: 400, 16: 401, 13: 500, 14: 503}
 
 
@@ -94,16 +101,20 @@ class FakeApp:
         return None
 
     def _source(self) -> dict[str, Any]:
-        return {"repoURL": self.repo_url, "path": self.path,
-                "targetRevision": self.target_revision}
+        return {"repoURL": self.repo_url, "path": self.path, "targetRevision": self.target_revision}
 
     def _deploy_record(self, revision: str, at: float, initiated: dict[str, Any]) -> None:
         next_id = (self.history[-1]["id"] + 1) if self.history else 0
-        self.history.append({
-            "id": next_id, "revision": revision, "deployedAt": iso(at),
-            "deployStartedAt": iso(at - 5), "source": self._source(),
-            "initiatedBy": initiated,
-        })
+        self.history.append(
+            {
+                "id": next_id,
+                "revision": revision,
+                "deployedAt": iso(at),
+                "deployStartedAt": iso(at - 5),
+                "source": self._source(),
+                "initiatedBy": initiated,
+            }
+        )
 
     # -- controller ------------------------------------------------------------------------
 
@@ -113,14 +124,21 @@ class FakeApp:
     def reconcile(self) -> None:
         """What a refresh does: compare with the target revision; auto-sync if allowed."""
         self.compared_revision = self._resolved() or self.compared_revision
-        if (self.autosync_on() and self.autosync_reacts and self.operation is None
-                and self.compared_revision and self.compared_revision != self.deployed):
+        if (
+            self.autosync_on()
+            and self.autosync_reacts
+            and self.operation is None
+            and self.compared_revision
+            and self.compared_revision != self.deployed
+        ):
             self.start_operation(self.compared_revision, {"username": "", "automated": True})
 
     def start_operation(self, revision: str, initiated: dict[str, Any]) -> None:
-        self.operation = {"sync": {"revision": revision, "syncStrategy": {"apply": {}},
-                                   "source": self._source()},
-                          "initiatedBy": initiated, "retry": {}}
+        self.operation = {
+            "sync": {"revision": revision, "syncStrategy": {"apply": {}}, "source": self._source()},
+            "initiatedBy": initiated,
+            "retry": {},
+        }
         self.operation_state = None
         self._ticks = 0
 
@@ -128,9 +146,12 @@ class FakeApp:
         """One controller step, run before each GET answers."""
         if self.operation is not None:
             if self.operation_state is None:
-                self.operation_state = {"operation": copy.deepcopy(self.operation),
-                                        "phase": "Running", "message": "",
-                                        "startedAt": iso(time.time())}
+                self.operation_state = {
+                    "operation": copy.deepcopy(self.operation),
+                    "phase": "Running",
+                    "message": "",
+                    "startedAt": iso(time.time()),
+                }
             self._ticks += 1
             if self._ticks > self.ticks_to_finish:
                 self._finish()
@@ -147,14 +168,14 @@ class FakeApp:
         state["finishedAt"] = iso(time.time())
         if self.operation_outcome == "Succeeded":
             state["message"] = "successfully synced (all tasks run)"
-            state["syncResult"] = {"revision": revision, "source": self._source(),
-                                   "resources": []}
+            state["syncResult"] = {"revision": revision, "source": self._source(), "resources": []}
             self._deploy_record(revision, time.time(), self.operation["initiatedBy"])
             self.health = "Progressing"
             self._progressing = True
         else:
-            state["message"] = ('one or more objects failed to apply, reason: '
-                                'Deployment.apps "app" is invalid')
+            state["message"] = (
+                'one or more objects failed to apply, reason: Deployment.apps "app" is invalid'
+            )
         self.operation = None
 
     def as_json(self) -> dict[str, Any]:
@@ -165,17 +186,30 @@ class FakeApp:
         if self.automated is not None:
             policy["automated"] = copy.deepcopy(self.automated)
         body: dict[str, Any] = {
-            "metadata": {"name": self.name, "namespace": self.namespace,
-                         "resourceVersion": str(1000 + len(self.history))},
-            "spec": {"project": self.project, "source": self._source(),
-                     "destination": {"server": "https://kubernetes.default.svc",
-                                     "namespace": "production"},
-                     "syncPolicy": policy},
+            "metadata": {
+                "name": self.name,
+                "namespace": self.namespace,
+                "resourceVersion": str(1000 + len(self.history)),
+            },
+            "spec": {
+                "project": self.project,
+                "source": self._source(),
+                "destination": {
+                    "server": "https://kubernetes.default.svc",
+                    "namespace": "production",
+                },
+                "syncPolicy": policy,
+            },
             "status": {
-                "sync": {"status": sync_status, "revision": self.compared_revision,
-                         "comparedTo": {"source": self._source()}},
-                "health": {"status": self.health,
-                           **({"message": self.health_message} if self.health_message else {})},
+                "sync": {
+                    "status": sync_status,
+                    "revision": self.compared_revision,
+                    "comparedTo": {"source": self._source()},
+                },
+                "health": {
+                    "status": self.health,
+                    **({"message": self.health_message} if self.health_message else {}),
+                },
                 "history": copy.deepcopy(self.history),
                 "reconciledAt": iso(time.time()),
             },
@@ -190,8 +224,9 @@ class FakeApp:
 class FakeArgoCD:
     """The Argo CD REST subset the receiver uses, over plain HTTP on a loopback port."""
 
-    def __init__(self, username: str = "admin", password: str = "argo-pass",
-                 api_tokens: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self, username: str = "admin", password: str = "argo-pass", api_tokens: tuple[str, ...] = ()
+    ) -> None:
         self.users = {username: password}
         self.api_tokens = set(api_tokens)
         self.sessions: set[str] = set()
@@ -232,8 +267,9 @@ class FakeArgoCD:
         @app.before_request
         def gate() -> Response | None:
             body = request.get_json(silent=True) if request.data else None
-            call = Call(request.method, request.path, dict(request.args), body,
-                        dict(request.headers))
+            call = Call(
+                request.method, request.path, dict(request.args), body, dict(request.headers)
+            )
             rules = self.faults.take(call)
             for rule in rules:
                 if rule.delay:
@@ -244,16 +280,24 @@ class FakeArgoCD:
                 if rule.status is not None:
                     if isinstance(rule.body, str):
                         return Response(rule.body, status=rule.status, mimetype="text/plain")
-                    return Response(json.dumps(rule.body), status=rule.status,
-                                    mimetype="application/json", headers=rule.headers)
+                    return Response(
+                        json.dumps(rule.body),
+                        status=rule.status,
+                        mimetype="application/json",
+                        headers=rule.headers,
+                    )
             if request.method != "GET" and not (request.content_type or "").startswith(
-                    "application/json"):
+                "application/json"
+            ):
                 return Response("Invalid content type", status=415, mimetype="text/plain")
             if request.path == "/api/v1/session":
                 return None
             auth = request.headers.get("Authorization", "")
-            token = auth[len("Bearer "):] if auth.startswith("Bearer ") else \
-                request.cookies.get("argocd.token", "")
+            token = (
+                auth[len("Bearer ") :]
+                if auth.startswith("Bearer ")
+                else request.cookies.get("argocd.token", "")
+            )
             if token not in self.sessions and token not in self.api_tokens:
                 return grpc_error("Unauthenticated", "no session information")
             return None
@@ -262,10 +306,12 @@ class FakeArgoCD:
         def login() -> Response:
             body = request.get_json(silent=True) or {}
             if body.get("token"):
-                return grpc_error("Unauthenticated",
-                                  "token-based session creation no longer supported")
-            if self.users.get(str(body.get("username"))) != body.get("password") or \
-                    not body.get("password"):
+                return grpc_error(
+                    "Unauthenticated", "token-based session creation no longer supported"
+                )
+            if self.users.get(str(body.get("username"))) != body.get("password") or not body.get(
+                "password"
+            ):
                 return grpc_error("Unauthenticated", "Invalid username or password")
             token = secrets.token_hex(16)
             with self.lock:
@@ -277,8 +323,7 @@ class FakeArgoCD:
             found = self.apps.get(name)
             if found is None:
                 if request.args.get("project"):
-                    return grpc_error("NotFound",
-                                      f'applications.argoproj.io "{name}" not found')
+                    return grpc_error("NotFound", f'applications.argoproj.io "{name}" not found')
                 return grpc_error("PermissionDenied", "permission denied")
             return found
 
@@ -304,16 +349,21 @@ class FakeArgoCD:
                 if isinstance(fake, Response):
                     return fake
                 if fake.autosync_on():
-                    return grpc_error("FailedPrecondition",
-                                      "rollback cannot be initiated when auto-sync is enabled")
+                    return grpc_error(
+                        "FailedPrecondition",
+                        "rollback cannot be initiated when auto-sync is enabled",
+                    )
                 entry = next((h for h in fake.history if h["id"] == body.get("id")), None)
                 if entry is None:
-                    return grpc_error("InvalidArgument",
-                                      f"application {fake.namespace}/{name} does not have "
-                                      f"deployment with id {body.get('id')}")
+                    return grpc_error(
+                        "InvalidArgument",
+                        f"application {fake.namespace}/{name} does not have "
+                        f"deployment with id {body.get('id')}",
+                    )
                 if fake.operation is not None:
-                    return grpc_error("FailedPrecondition",
-                                      "another operation is already in progress")
+                    return grpc_error(
+                        "FailedPrecondition", "another operation is already in progress"
+                    )
                 if not body.get("dryRun"):
                     fake.start_operation(entry["revision"], {"username": "admin"})
                 return ok(fake)
@@ -326,14 +376,21 @@ class FakeArgoCD:
                 if isinstance(fake, Response):
                     return fake
                 revision = body.get("revision") or ""
-                if revision and fake.autosync_on() and revision != fake.target_revision \
-                        and not body.get("dryRun"):
-                    return grpc_error("FailedPrecondition",
-                                      f"Cannot sync to {revision}: auto-sync currently set to "
-                                      f"{fake.target_revision}")
+                if (
+                    revision
+                    and fake.autosync_on()
+                    and revision != fake.target_revision
+                    and not body.get("dryRun")
+                ):
+                    return grpc_error(
+                        "FailedPrecondition",
+                        f"Cannot sync to {revision}: auto-sync currently set to "
+                        f"{fake.target_revision}",
+                    )
                 if fake.operation is not None:
-                    return grpc_error("FailedPrecondition",
-                                      "another operation is already in progress")
+                    return grpc_error(
+                        "FailedPrecondition", "another operation is already in progress"
+                    )
                 if not revision or revision == fake.target_revision:
                     revision = fake._resolved() or fake.compared_revision or ""
                 if not body.get("dryRun"):
@@ -358,9 +415,11 @@ class FakeArgoCD:
                 elif kind in ("json", ""):
                     merged = {"spec": spec}
                     for op in patch_doc or []:
-                        if op.get("op") != "remove" or op.get("path") != \
-                                "/spec/syncPolicy/automated" or "automated" not in spec.get(
-                                    "syncPolicy", {}):
+                        if (
+                            op.get("op") != "remove"
+                            or op.get("path") != "/spec/syncPolicy/automated"
+                            or "automated" not in spec.get("syncPolicy", {})
+                        ):
                             return grpc_error("InvalidArgument", "unable to apply patch")
                         del merged["spec"]["syncPolicy"]["automated"]
                 else:
@@ -385,8 +444,9 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 
 @contextmanager
-def running_argocd(*apps: FakeApp, password: str = "argo-pass",
-                   api_tokens: tuple[str, ...] = ()) -> Iterator[FakeArgoCD]:
+def running_argocd(
+    *apps: FakeApp, password: str = "argo-pass", api_tokens: tuple[str, ...] = ()
+) -> Iterator[FakeArgoCD]:
     """A started FakeArgoCD holding `apps`, stopped on exit."""
     fake = FakeArgoCD(password=password, api_tokens=api_tokens)
     for item in apps:

@@ -47,15 +47,22 @@ def error(status: int, message: str, docs: str = DOCS, **extra: Any) -> Response
 
 
 def answer(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(json.dumps(body), status=status, mimetype="application/json",
-                    headers=headers or {})
+    return Response(
+        json.dumps(body), status=status, mimetype="application/json", headers=headers or {}
+    )
 
 
 class FakeGitHub:
     """The GitHub REST subset for one repository `full_name`, stored in a real bare repo."""
 
-    def __init__(self, repo: BareRepo, full_name: str = "acme/gitops", token: str = "ghp_fake",
-                 base_path: str = "", default_branch: str = "main") -> None:
+    def __init__(
+        self,
+        repo: BareRepo,
+        full_name: str = "acme/gitops",
+        token: str = "ghp_fake",
+        base_path: str = "",
+        default_branch: str = "main",
+    ) -> None:
         self.repo = repo
         self.full_name = full_name
         self.token = token
@@ -86,19 +93,31 @@ class FakeGitHub:
 
     # -- fault helpers ---------------------------------------------------------------------
 
-    def secondary_rate_limit(self, method: str, pattern: str, status: int = 403,
-                             retry_after: int | None = 1, times: int = 1) -> None:
+    def secondary_rate_limit(
+        self,
+        method: str,
+        pattern: str,
+        status: int = 403,
+        retry_after: int | None = 1,
+        times: int = 1,
+    ) -> None:
         """Answer like GitHub's secondary rate limit (403 or 429, Retry-After when given)."""
-        headers = {"x-ratelimit-limit": "5000", "x-ratelimit-remaining": "4990",
-                   "x-ratelimit-resource": "core"}
+        headers = {
+            "x-ratelimit-limit": "5000",
+            "x-ratelimit-remaining": "4990",
+            "x-ratelimit-resource": "core",
+        }
         if retry_after is not None:
             headers["Retry-After"] = str(retry_after)
-        body = {"message": SECONDARY_RATE_LIMIT_MESSAGE,
-                "documentation_url": SECONDARY_RATE_LIMIT_DOCS}
+        body = {
+            "message": SECONDARY_RATE_LIMIT_MESSAGE,
+            "documentation_url": SECONDARY_RATE_LIMIT_DOCS,
+        }
         self.faults.fail(method, pattern, status, body, headers, times)
 
-    def race_push(self, changes: dict[str, str | None], times: int = 1,
-                  branch: str = "main") -> None:
+    def race_push(
+        self, changes: dict[str, str | None], times: int = 1, branch: str = "main"
+    ) -> None:
         """Before the next ref update(s), someone else pushes a commit to `branch`."""
         counter = {"n": 0}
 
@@ -106,7 +125,8 @@ class FakeGitHub:
             counter["n"] += 1
             self.repo.commit_files(
                 {k: (None if v is None else f"{v}-{counter['n']}") for k, v in changes.items()},
-                f"concurrent change {counter['n']}", branch,
+                f"concurrent change {counter['n']}",
+                branch,
             )
 
         self.faults.on("PATCH", r"/git/refs?/heads/", push, times)
@@ -125,7 +145,9 @@ class FakeGitHub:
         if self.repo.object_type(sha) != "commit":
             return None
         fields = self.repo.git(
-            "log", "-1", "--format=%H%x00%T%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%B",
+            "log",
+            "-1",
+            "--format=%H%x00%T%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%B",
             sha,
         ).split("\0", 9)
         full, tree, parents, an, ae, at, cn, ce, ct, message = fields
@@ -138,11 +160,20 @@ class FakeGitHub:
             "committer": self._person(cn, ce, ct),
             "tree": {"sha": tree, "url": f"{self._api}/git/trees/{tree}"},
             "message": message.rstrip("\n"),
-            "parents": [{"sha": p, "url": f"{self._api}/git/commits/{p}",
-                         "html_url": f"https://github.example/{self.full_name}/commit/{p}"}
-                        for p in parents.split()],
-            "verification": {"verified": False, "reason": "unsigned", "signature": None,
-                             "payload": None},
+            "parents": [
+                {
+                    "sha": p,
+                    "url": f"{self._api}/git/commits/{p}",
+                    "html_url": f"https://github.example/{self.full_name}/commit/{p}",
+                }
+                for p in parents.split()
+            ],
+            "verification": {
+                "verified": False,
+                "reason": "unsigned",
+                "signature": None,
+                "payload": None,
+            },
         }
 
     def _rest_commit(self, sha: str) -> dict[str, Any]:
@@ -175,17 +206,23 @@ class FakeGitHub:
             elif kind == "tree":
                 entry["url"] = f"{self._api}/git/trees/{obj}"
             entries.append(entry)
-        return {"sha": sha, "url": f"{self._api}/git/trees/{sha}", "tree": entries,
-                "truncated": False}
+        return {
+            "sha": sha,
+            "url": f"{self._api}/git/trees/{sha}",
+            "tree": entries,
+            "truncated": False,
+        }
 
     def _ref(self, name: str) -> dict[str, Any] | None:
         sha = self.repo.git("rev-parse", "--verify", "--quiet", f"refs/{name}", check=False)
         if not sha:
             return None
-        return {"ref": f"refs/{name}", "node_id": f"REF_{name}",
-                "url": f"{self._api}/git/refs/{name}",
-                "object": {"sha": sha, "type": "commit",
-                           "url": f"{self._api}/git/commits/{sha}"}}
+        return {
+            "ref": f"refs/{name}",
+            "node_id": f"REF_{name}",
+            "url": f"{self._api}/git/refs/{name}",
+            "object": {"sha": sha, "type": "commit", "url": f"{self._api}/git/commits/{sha}"},
+        }
 
     # -- app -------------------------------------------------------------------------------
 
@@ -196,7 +233,7 @@ class FakeGitHub:
         @app.before_request
         def gate() -> Response | None:
             body = request.get_json(silent=True) if request.data else None
-            path = request.path[len(self.base_path):] if self.base_path else request.path
+            path = request.path[len(self.base_path) :] if self.base_path else request.path
             call = Call(request.method, path, dict(request.args), body, dict(request.headers))
             rules = self.faults.take(call)
             for rule in rules:
@@ -230,11 +267,18 @@ class FakeGitHub:
             missing = repo_or_404(owner, name)
             if missing:
                 return missing
-            return answer({"id": 1, "name": name, "full_name": self.full_name,
-                           "owner": {"login": owner}, "private": True,
-                           "default_branch": self.default_branch,
-                           "url": self._api,
-                           "html_url": f"https://github.example/{self.full_name}"})
+            return answer(
+                {
+                    "id": 1,
+                    "name": name,
+                    "full_name": self.full_name,
+                    "owner": {"login": owner},
+                    "private": True,
+                    "default_branch": self.default_branch,
+                    "url": self._api,
+                    "html_url": f"https://github.example/{self.full_name}",
+                }
+            )
 
         @app.get(prefix + "/commits")
         def list_commits(owner: str, name: str) -> Response:
@@ -247,15 +291,19 @@ class FakeGitHub:
                 return error(404, f"No commit found for SHA: {start}")
             per_page = min(int(request.args.get("per_page", 30)), 100)
             page = int(request.args.get("page", 1))
-            args = ["rev-list", f"--skip={(page - 1) * per_page}",
-                    f"--max-count={per_page + 1}", sha]
+            args = [
+                "rev-list",
+                f"--skip={(page - 1) * per_page}",
+                f"--max-count={per_page + 1}",
+                sha,
+            ]
             if request.args.get("path"):
                 args += ["--", request.args["path"]]
             shas = [s for s in self.repo.git(*args).splitlines() if s]
             headers = {}
             if len(shas) > per_page:
                 query = "&".join(f"{k}={v}" for k, v in request.args.items() if k != "page")
-                headers["Link"] = (f'<{self._api}/commits?{query}&page={page + 1}>; rel="next"')
+                headers["Link"] = f'<{self._api}/commits?{query}&page={page + 1}>; rel="next"'
             return answer([self._rest_commit(s) for s in shas[:per_page]], headers=headers)
 
         @app.get(prefix + "/git/commits/<sha>")
@@ -298,11 +346,17 @@ class FakeGitHub:
                     if "sha" in entry and "content" in entry:
                         return error(422, "Must supply either tree.sha or tree.content, not both")
                     if "content" in entry:
-                        blob = self.repo.git("hash-object", "-w", "--stdin",
-                                             stdin=str(entry["content"]))
+                        blob = self.repo.git(
+                            "hash-object", "-w", "--stdin", stdin=str(entry["content"])
+                        )
                         self.repo.remove_path(env, base, path)
-                        self.repo.git("update-index", "--add", "--cacheinfo",
-                                      f"{entry.get('mode', '100644')},{blob},{path}", env=env)
+                        self.repo.git(
+                            "update-index",
+                            "--add",
+                            "--cacheinfo",
+                            f"{entry.get('mode', '100644')},{blob},{path}",
+                            env=env,
+                        )
                         continue
                     sha = entry.get("sha")
                     if sha is None:
@@ -316,8 +370,13 @@ class FakeGitHub:
                     if kind == "tree":
                         self.repo.add_tree(env, sha, path)
                     else:
-                        self.repo.git("update-index", "--add", "--cacheinfo",
-                                      f"{entry['mode']},{sha},{path}", env=env)
+                        self.repo.git(
+                            "update-index",
+                            "--add",
+                            "--cacheinfo",
+                            f"{entry['mode']},{sha},{path}",
+                            env=env,
+                        )
                 tree = self.repo.git("write-tree", env=env)
             return answer(self._tree(tree, False), 201)
 
@@ -335,14 +394,19 @@ class FakeGitHub:
                 if self.repo.object_type(parent) != "commit":
                     return error(422, "Parent SHA does not exist or is not a commit object")
             now = str(int(time.time()))
-            author = body.get("author") or {"name": "rollback-bot",
-                                            "email": "rollback-bot@example.com"}
+            author = body.get("author") or {
+                "name": "rollback-bot",
+                "email": "rollback-bot@example.com",
+            }
             committer = body.get("committer") or author
-            env = {"GIT_AUTHOR_NAME": author["name"], "GIT_AUTHOR_EMAIL": author["email"],
-                   "GIT_AUTHOR_DATE": f"{now} +0000",
-                   "GIT_COMMITTER_NAME": committer["name"],
-                   "GIT_COMMITTER_EMAIL": committer["email"],
-                   "GIT_COMMITTER_DATE": f"{now} +0000"}
+            env = {
+                "GIT_AUTHOR_NAME": author["name"],
+                "GIT_AUTHOR_EMAIL": author["email"],
+                "GIT_AUTHOR_DATE": f"{now} +0000",
+                "GIT_COMMITTER_NAME": committer["name"],
+                "GIT_COMMITTER_EMAIL": committer["email"],
+                "GIT_COMMITTER_DATE": f"{now} +0000",
+            }
             args = ["commit-tree", tree, "-F", "-"]
             for parent in parents:
                 args += ["-p", parent]
@@ -369,13 +433,19 @@ class FakeGitHub:
                 return error(422, "Object does not exist")
             old = current["object"]["sha"]
             if not body.get("force") and not _is_ancestor(self.repo, old, sha):
-                return error(422, "Update is not a fast forward",
-                             "https://docs.github.com/rest/git/refs#update-a-reference")
+                return error(
+                    422,
+                    "Update is not a fast forward",
+                    "https://docs.github.com/rest/git/refs#update-a-reference",
+                )
             try:  # compare-and-swap: a push between our read and this write is a race too
                 self.repo.git("update-ref", f"refs/{ref}", sha, old)
             except subprocess.CalledProcessError:
-                return error(422, "Update is not a fast forward",
-                             "https://docs.github.com/rest/git/refs#update-a-reference")
+                return error(
+                    422,
+                    "Update is not a fast forward",
+                    "https://docs.github.com/rest/git/refs#update-a-reference",
+                )
             return answer(self._ref(ref))
 
         for route in ("/git/ref/<path:ref>", "/git/refs/<path:ref>"):
@@ -390,15 +460,16 @@ class FakeGitHub:
             body = request.get_json(silent=True) or {}
             ref = str(body.get("ref", ""))
             if not ref.startswith("refs/") or ref.count("/") < 2:
-                return error(422, "Reference name must start with 'refs/' and have at least "
-                                  "two slashes.")
+                return error(
+                    422, "Reference name must start with 'refs/' and have at least two slashes."
+                )
             sha = str(body.get("sha", ""))
             if self.repo.object_type(sha) != "commit":
                 return error(422, "Object does not exist")
-            if self._ref(ref[len("refs/"):]) is not None:
+            if self._ref(ref[len("refs/") :]) is not None:
                 return error(422, "Reference already exists")
             self.repo.git("update-ref", ref, sha, "0" * 40)
-            return answer(self._ref(ref[len("refs/"):]), 201)
+            return answer(self._ref(ref[len("refs/") :]), 201)
 
         @app.post(prefix + "/pulls")
         def create_pull(owner: str, name: str) -> Response:
@@ -411,19 +482,34 @@ class FakeGitHub:
             base_sha = self.repo.head(base)
             if head_sha is None or base_sha is None:
                 field = "head" if head_sha is None else "base"
-                return error(422, "Validation Failed", errors=[
-                    {"resource": "PullRequest", "field": field, "code": "invalid"}])
+                return error(
+                    422,
+                    "Validation Failed",
+                    errors=[{"resource": "PullRequest", "field": field, "code": "invalid"}],
+                )
             if any(p["head"]["ref"] == head and p["state"] == "open" for p in self.pulls):
-                return error(422, "Validation Failed", errors=[
-                    {"resource": "PullRequest", "code": "custom",
-                     "message": f"A pull request already exists for {owner}:{head}."}])
+                return error(
+                    422,
+                    "Validation Failed",
+                    errors=[
+                        {
+                            "resource": "PullRequest",
+                            "code": "custom",
+                            "message": f"A pull request already exists for {owner}:{head}.",
+                        }
+                    ],
+                )
             number = len(self.pulls) + 1
             pull = {
-                "id": 1000 + number, "number": number, "state": "open",
+                "id": 1000 + number,
+                "number": number,
+                "state": "open",
                 "url": f"{self._api}/pulls/{number}",
                 "html_url": f"https://github.example/{self.full_name}/pull/{number}",
-                "title": body.get("title"), "body": body.get("body"),
-                "draft": bool(body.get("draft", False)), "merged": False,
+                "title": body.get("title"),
+                "body": body.get("body"),
+                "draft": bool(body.get("draft", False)),
+                "merged": False,
                 "user": {"login": "rollback-bot"},
                 "head": {"ref": head, "sha": head_sha, "label": f"{owner}:{head}"},
                 "base": {"ref": base, "sha": base_sha, "label": f"{owner}:{base}"},
@@ -442,14 +528,17 @@ def _is_ancestor(repo: BareRepo, old: str, new: str) -> bool:
     """True when `new` contains `old` (a fast-forward)."""
     result = subprocess.run(
         ["git", "--git-dir", str(repo.path), "merge-base", "--is-ancestor", old, new],
-        capture_output=True, timeout=30, check=False,
+        capture_output=True,
+        timeout=30,
+        check=False,
     )
     return result.returncode == 0
 
 
 @contextmanager
-def running_github(repo: BareRepo, full_name: str = "acme/gitops", token: str = "ghp_fake",
-                   base_path: str = "") -> Iterator[FakeGitHub]:
+def running_github(
+    repo: BareRepo, full_name: str = "acme/gitops", token: str = "ghp_fake", base_path: str = ""
+) -> Iterator[FakeGitHub]:
     """A started FakeGitHub, stopped on exit."""
     fake = FakeGitHub(repo, full_name, token, base_path)
     fake.start()
