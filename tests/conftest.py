@@ -20,7 +20,7 @@ from receiver.state.store import Store
 from tests.support import Backend, Collector
 
 REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE_ENV = {
     "SERVICE_NAME": "api",
     "GITOPS_REPO": "acme/gitops",
@@ -35,12 +35,9 @@ BASE_ENV = {
 
 
 def shared_fixture(name: str) -> dict[str, Any]:
-    """A delivery captured from a real Alertmanager 0.25 (shared/fixtures)."""
-    for base in (FIXTURES, Path("/work/shared/fixtures")):
-        path = base / "alertmanager-0.25" / name
-        if path.exists():
-            return json.loads(path.read_text())  # type: ignore[no-any-return]
-    raise FileNotFoundError(name)
+    """A delivery captured from a real Alertmanager 0.25 (tests/fixtures/alertmanager-0.25)."""
+    path = FIXTURES / "alertmanager-0.25" / name
+    return json.loads(path.read_text())  # type: ignore[no-any-return]
 
 
 @pytest.fixture

@@ -109,7 +109,7 @@ def alert(
     alertname: str | None = None,
     **labels: str,
 ) -> dict[str, Any]:
-    """An alert in Alertmanager 0.25's webhook shape (see shared/fixtures)."""
+    """An alert in Alertmanager 0.25's webhook shape (see tests/fixtures/alertmanager-0.25)."""
     name = alertname or (
         "TriggerEmergencyRollback" if tier == "emergency" else "TriggerCriticalRollback"
     )
@@ -161,3 +161,10 @@ def live_server(app: Any) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
+
+
+def sample(name: str, **labels: str) -> float:
+    """A counter's current value through the public registry (0 when never incremented)."""
+    from prometheus_client import REGISTRY
+
+    return REGISTRY.get_sample_value(name, labels) or 0.0

@@ -10,13 +10,13 @@ from typing import Any, ClassVar
 
 import pytest
 
-from receiver import metrics
 from receiver.config import Settings
 from receiver.tell import base
 from receiver.tell.notify import Notifications, build_notifiers
 from receiver.tell.pagerduty import PagerDutyNotifier
 from receiver.tell.slack import SlackNotifier
 from tests.fakes_notify import PagerDutySink, SlackSink
+from tests.support import sample
 
 KEY = "R0UT1NGK3Y0123456789abcdefABCDEF"
 
@@ -36,7 +36,7 @@ def event(kind: str = base.STARTED, **overrides: Any) -> base.Event:
 
 
 def failures(channel: str) -> float:
-    return metrics.NOTIFY_FAILURES.labels(channel)._value.get()
+    return sample("rollback_notification_failures_total", channel=channel)
 
 
 class Recording(base.Notifier):

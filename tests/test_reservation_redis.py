@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import multiprocessing as mp
+import random
 import secrets
 import threading
 import time
@@ -35,7 +37,17 @@ return n
 """
 
 
-def _worker(prefix: str, config: str, out: Any) -> None:
+THREADS = 4
+PROCESSES = 2
+ROUNDS = 3
+
+
+def stable_fingerprint(service: str) -> str:
+    """The same fingerprint in every process (`hash()` is salted per process)."""
+    return hashlib.sha256(service.encode()).hexdigest()[:16]
+
+
+def _worker(prefix: str, config: str, out: Any, start: Any) -> None:
     """One OS process: an engine on the real Redis, four threads firing every alert."""
     from receiver.app import build_engine
     from receiver.config import Settings
@@ -50,16 +62,24 @@ def _worker(prefix: str, config: str, out: Any) -> None:
         def factory(self, settings: Any, target: Any, mode: str) -> Any:
             actions = super().factory(settings, target, mode)
             original = actions[0].execute
+            original_inspect = actions[0].inspect
+
+            def inspect(job: Any) -> Any:
+                # A slow read before the reservation: other deliveries of the same episode
+                # reach the script after this one's rollback already released its lock.
+                time.sleep(random.uniform(0, 0.08))
+                return original_inspect(job)
 
             def execute(job: Any, ctx: Any) -> None:
                 enter(keys=[prefix + "test:running", prefix + "test:max"])
                 try:
-                    time.sleep(0.3)
+                    time.sleep(0.02)
                     original(job, ctx)
                 finally:
                     client.decr(prefix + "test:running")
 
             actions[0].execute = execute  # type: ignore[method-assign]
+            actions[0].inspect = inspect  # type: ignore[method-assign]
             return actions
 
     settings = Settings.from_env(
@@ -73,20 +93,23 @@ def _worker(prefix: str, config: str, out: Any) -> None:
     )
     results: list[tuple[str, str, str, str | None]] = []
     lock = threading.Lock()
-    barrier = threading.Barrier(4)
 
     def fire() -> None:
-        barrier.wait(10)
-        for starts_at in EPISODES:
-            for service in SERVICES:
-                raw = alert(
-                    service, fingerprint=f"{abs(hash(service)) % 16**16:016x}", starts_at=starts_at
-                )
-                outcome = engine.handle_alert(parse_alert(raw, 0))
-                with lock:
-                    results.append((service, starts_at, outcome.reason, outcome.rollback_id))
+        # Every thread of every process starts each round together; between rounds the
+        # rollbacks finish and release their locks, so only the episode record stops a
+        # repeat delivery in a later round from rolling back a second time.
+        for _round in range(ROUNDS):
+            start.wait(60)
+            for starts_at in EPISODES:
+                for service in SERVICES:
+                    fingerprint = stable_fingerprint(service)
+                    raw = alert(service, fingerprint=fingerprint, starts_at=starts_at)
+                    outcome = engine.handle_alert(parse_alert(raw, 0))
+                    with lock:
+                        results.append((service, starts_at, outcome.reason, outcome.rollback_id))
+            engine.wait_idle(30)
 
-    threads = [threading.Thread(target=fire) for _ in range(4)]
+    threads = [threading.Thread(target=fire) for _ in range(THREADS)]
     for t in threads:
         t.start()
     for t in threads:
@@ -107,15 +130,20 @@ def test_processes_and_threads_racing_get_one_rollback_per_episode_and_limits_ho
     )
     ctx = mp.get_context("spawn")
     out = ctx.Queue()
-    procs = [ctx.Process(target=_worker, args=(prefix, str(config), out)) for _ in range(2)]
+    start = ctx.Barrier(PROCESSES * THREADS)
+    procs = [
+        ctx.Process(target=_worker, args=(prefix, str(config), out, start))
+        for _ in range(PROCESSES)
+    ]
     for p in procs:
         p.start()
-    results = [row for _ in procs for row in out.get(timeout=90)]
+    per_process = [out.get(timeout=90) for _ in procs]
+    results = [row for rows in per_process for row in rows]
     for p in procs:
         p.join(30)
         assert p.exitcode == 0
 
-    assert len(results) == 2 * 4 * len(EPISODES) * len(SERVICES)
+    assert len(results) == ROUNDS * PROCESSES * THREADS * len(EPISODES) * len(SERVICES)
     started = [(s, e, rid) for s, e, reason, rid in results if reason == "passed"]
     per_episode = Counter((s, e) for s, e, _ in started)
     assert all(n == 1 for n in per_episode.values()), per_episode
@@ -126,6 +154,15 @@ def test_processes_and_threads_racing_get_one_rollback_per_episode_and_limits_ho
     for s, e, reason, rid in results:
         if reason == "duplicate":
             assert rid == ids.get((s, e), rid)
+    # The processes really raced the same episodes: one answered `duplicate` for a rollback
+    # that the other process started.
+    started_in = [
+        {rid for _s, _e, reason, rid in rows if reason == "passed"} for rows in per_process
+    ]
+    dup_in = [
+        {rid for _s, _e, reason, rid in rows if reason == "duplicate"} for rows in per_process
+    ]
+    assert (dup_in[0] & started_in[1]) or (dup_in[1] & started_in[0]), "no cross-process race"
     # Never more than MAX_CONCURRENT_ROLLBACKS executing at once, across both processes.
     assert 1 <= int(real_redis.get(prefix + "test:max") or 0) <= 3
     reasons = Counter(reason for _s, _e, reason, _rid in results)

@@ -11,7 +11,7 @@ import pytest
 
 from receiver.app import create_app
 from tests.conftest import shared_fixture
-from tests.support import Backend, alert, payload
+from tests.support import Backend, alert, payload, sample
 
 
 def post(client: Any, body: Any, **headers: str) -> Any:
@@ -123,9 +123,7 @@ def test_a_body_that_is_not_json_is_a_415_or_400(client: Any) -> None:
 
 
 def test_a_chunked_body_over_one_mebibyte_is_a_413_and_counted(client: Any) -> None:
-    from receiver import metrics
-
-    before = metrics.WEBHOOK_REQUESTS.labels("413")._value.get()
+    before = sample("rollback_webhook_requests_total", code="413")
     big = json.dumps(payload(alert())).replace("budget burning", "x" * (1024 * 1024)).encode()
 
     response = client.post(
@@ -136,7 +134,7 @@ def test_a_chunked_body_over_one_mebibyte_is_a_413_and_counted(client: Any) -> N
         environ_overrides={"wsgi.input_terminated": True},
     )
     assert response.status_code == 413
-    assert metrics.WEBHOOK_REQUESTS.labels("413")._value.get() == before + 1
+    assert sample("rollback_webhook_requests_total", code="413") == before + 1
 
 
 def test_a_body_over_one_mebibyte_is_a_413(client: Any) -> None:
