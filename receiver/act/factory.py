@@ -14,10 +14,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from receiver.act.argocd import ArgoCDClient, ArgoCDRollback, ArgoCDSync, ArgoCDWatch
+from receiver.act.argocd import ArgoCDRollback, ArgoCDSync, ArgoCDWatch
 from receiver.act.base import RollbackAction
 from receiver.act.gitops_git import GitRevert
 from receiver.act.gitops_github import GitHubRevert
+from receiver.clients.argocd import ArgoCDClient
 from receiver.config import GitOpsTarget, ServiceTarget, Settings, is_github_slug
 
 MODES = ("gitops", "argocd", "both")
@@ -73,7 +74,7 @@ def git_action(
 
 
 def argocd_client(settings: Settings) -> ArgoCDClient:
-    """An Argo CD client from ARGOCD_* settings."""
+    """An Argo CD client from ARGOCD_* settings (session tokens are shared per server+account)."""
     if not settings.argocd_server:
         raise NoTarget("ARGOCD_SERVER is not set")
     return ArgoCDClient(
