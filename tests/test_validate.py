@@ -10,6 +10,7 @@ from contextlib import contextmanager
 import pytest
 from flask import Flask, Response, request
 
+from receiver.act.polling import Pacing
 from receiver.act.validate import error_ratio_queries, errors_fell
 from receiver.clients.prometheus import PrometheusClient
 from tests.fakes import ServerThread
@@ -79,9 +80,7 @@ def check(fake: FakePrometheus, clock: Clock, window: float = 60.0) -> bool | No
             "production",
             0.01,
             window,
-            poll_seconds=10.0,
-            clock=clock,
-            sleep=clock.sleep,
+            Pacing(10.0, clock, clock.sleep),
         )
 
 
@@ -134,7 +133,7 @@ def test_an_unreachable_prometheus_means_not_checked() -> None:
     with prometheus_client(f"http://127.0.0.1:{port}") as client:
         assert (
             errors_fell(
-                client, "checkout", "production", 0.01, 60.0, clock=Clock(), sleep=lambda s: None
+                client, "checkout", "production", 0.01, 60.0, Pacing(15.0, Clock(), lambda s: None)
             )
             is None
         )
