@@ -499,3 +499,33 @@ def test_the_receivers_own_deployments_are_told_from_peoples(argocd: FakeArgoCD)
     ours = state.entries_initiated_by(action.client.account)
     assert [(e.id, e.revision) for e in ours] == [(3, V2)]
     assert state.entries_initiated_by("alice") == ()
+
+
+def test_through_the_engine_a_rollback_behind_a_502_ends_completed(
+    argocd: FakeArgoCD, make_settings: Any, real_store: Any
+) -> None:
+    """Today's code re-sent the POST, met 'another operation is already in progress', failed."""
+    from receiver.app import build_engine
+    from receiver.intake.payload import parse_alert
+    from tests.support import alert
+
+    argocd.lose_answer("POST", "/rollback$")
+    settings = make_settings(
+        ROLLBACK_MODE="argocd",
+        ARGOCD_SERVER=argocd.address,
+        ARGOCD_PLAINTEXT="true",
+        ARGOCD_APP_NAME="checkout",
+        ARGOCD_PASSWORD=PASSWORD,
+        VALIDATION_TIMEOUT_SECONDS="30",
+    )
+    engine = build_engine(settings, store=real_store)
+    try:
+        outcome = engine.handle_alert(parse_alert(alert(), 0))
+        assert outcome.decision == "rollback", outcome
+        assert engine.wait_idle(40)
+        record = real_store.get_record(outcome.rollback_id)
+    finally:
+        engine.shutdown(5)
+    assert record.state == "completed", (record.state, record.stages)
+    assert argocd.faults.count("POST", "/rollback$") == 1
+    assert argocd.apps["checkout"].deployed == V2
