@@ -9,9 +9,11 @@ from typing import Any
 
 from receiver.act.base import ActionContext, RollbackJob
 from receiver.config import GitOpsTarget, ServiceTarget
+from tests.fake_time import Sleeps
 from tests.fakes import BareRepo
 
 PATH = "k8s/overlays/prod"
+__all__ = ["PATH", "Sleeps", "commit_of", "ctx", "gitops_job", "seed_manifests"]
 
 
 def seed_manifests(path: Path) -> BareRepo:
@@ -38,16 +40,6 @@ def seed_manifests(path: Path) -> BareRepo:
     )
     bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated 2", when=day + 240)
     return bare
-
-
-class Sleeps:
-    """An injected sleep that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 def gitops_job(repo: str, **changes: Any) -> RollbackJob:

@@ -19,26 +19,12 @@ from receiver.clients.argocd import (
 )
 from receiver.config import Secret, ServiceTarget
 from receiver.errors import ActionError
+from tests.fake_time import FakeClock as Clock
 from tests.fakes.argocd import FakeApp, FakeArgoCD, running_argocd
 
 V1, V2, V3, REVERT = "1" * 40, "2" * 40, "3" * 40, "4" * 40
 PASSWORD = "argo-pass"
 APP_PATH = "/api/v1/applications/checkout"
-
-
-class Clock:
-    """A fake monotonic clock that sleeping advances; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @pytest.fixture(autouse=True)

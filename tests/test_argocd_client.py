@@ -18,21 +18,12 @@ from receiver.clients.argocd import (
     forget_sessions,
 )
 from receiver.config import Secret
+from tests.fake_time import Sleeps
 from tests.fakes.argocd import FakeApp, FakeArgoCD, running_argocd
 
 V1, V2, V3, REVERT = "1" * 40, "2" * 40, "3" * 40, "4" * 40
 PASSWORD = "argo-pass"
 APP_PATH = "/api/v1/applications/checkout"
-
-
-class Sleeps:
-    """An injected sleep that records the waits."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
 
 
 @pytest.fixture(autouse=True)

@@ -13,6 +13,7 @@ from flask import Flask, Response, request
 from receiver.act.polling import Pacing
 from receiver.act.validate import error_ratio_queries, errors_fell
 from receiver.clients.prometheus import PrometheusClient
+from tests.fake_time import FakeClock as Clock
 from tests.fakes import ServerThread
 
 
@@ -48,19 +49,6 @@ def prometheus() -> Iterator[FakePrometheus]:
     fake.server.start()
     yield fake
     fake.server.stop()
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
 
 
 @contextmanager
