@@ -513,5 +513,6 @@ def test_through_the_engine_a_rollback_behind_a_502_ends_completed(
     finally:
         engine.shutdown(5)
     assert record.state == "completed", (record.state, record.stages)
+    assert record.details["argocd_answer_lost"] is True  # the record tells what Argo CD did
     assert argocd.faults.count("POST", "/rollback$") == 1
     assert argocd.apps["checkout"].deployed == V2

@@ -142,6 +142,7 @@ def test_writes_are_sent_once_whatever_the_answer(
     with client(argocd) as api, pytest.raises(ArgoCDAPIError) as caught:
         call(api)
     assert caught.value.status == 502 and caught.value.refused is False
+    assert "<html>" not in str(caught.value) and "BAD GATEWAY" in str(caught.value).upper()
     assert argocd.faults.count(method, path) == 1
 
 

@@ -80,7 +80,10 @@ def _error_text(response: requests.Response) -> str:
     try:
         body = response.json()
     except ValueError:
-        return response.text.strip()[:200] or response.reason
+        text = response.text.strip()
+        if not text or text.startswith("<"):  # a proxy's HTML error page says no more
+            return response.reason or "no message"
+        return text[:200]
     if isinstance(body, dict):
         return str(body.get("message") or body.get("error") or response.reason)
     return response.reason
