@@ -1,25 +1,25 @@
-"""The Argo CD client and the Argo CD rollback, sync and watch steps, against the fake Argo CD."""
+"""The Argo CD rollback, sync and watch steps against the fake Argo CD, including lost answers."""
 
 from __future__ import annotations
 
-import socket
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from receiver.act.argocd import (
-    AUTOSYNC_REFUSAL,
-    ArgoCDClient,
-    ArgoCDError,
-    ArgoCDRollback,
-    ArgoCDSync,
-    ArgoCDWatch,
-)
+from receiver.act.argocd import ArgoCDRollback, ArgoCDSync, ArgoCDWatch
 from receiver.act.base import ActionContext, RollbackJob
+from receiver.act.polling import Pacing
+from receiver.clients.argocd import (
+    AUTOSYNC_REFUSAL,
+    OPERATION_IN_PROGRESS,
+    ArgoCDClient,
+    forget_sessions,
+)
 from receiver.config import Secret, ServiceTarget
 from receiver.errors import ActionError
+from tests.fake_time import FakeClock as Clock
 from tests.fakes.argocd import FakeApp, FakeArgoCD, running_argocd
 
 V1, V2, V3, REVERT = "1" * 40, "2" * 40, "3" * 40, "4" * 40
@@ -27,19 +27,12 @@ PASSWORD = "argo-pass"
 APP_PATH = "/api/v1/applications/checkout"
 
 
-class Clock:
-    """A fake monotonic clock that sleeping advances; records the sleeps."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
+@pytest.fixture(autouse=True)
+def no_cached_sessions() -> Iterator[None]:
+    """Each test logs in afresh (session tokens are cached per server and account)."""
+    forget_sessions()
+    yield
+    forget_sessions()
 
 
 @pytest.fixture
@@ -85,124 +78,8 @@ def ctx(**details: Any) -> ActionContext:
 
 def step(kind: type, fake: FakeArgoCD, clock: Clock | None = None, **kwargs: Any) -> Any:
     clock = clock or Clock()
-    with_client = client(fake, clock)
-    return kind(
-        with_client,
-        "checkout",
-        poll_seconds=1.0,
-        validation_timeout=60.0,
-        clock=clock,
-        sleep=clock.sleep,
-        **kwargs,
-    )
-
-
-# -- client ------------------------------------------------------------------------------------
-
-
-def test_the_client_logs_in_once_and_reuses_the_session(argocd: FakeArgoCD) -> None:
-    with client(argocd) as api:
-        api.get_app("checkout")
-        api.get_app("checkout")
-    assert argocd.logins == 1
-    assert argocd.faults.count("POST", "/api/v1/session") == 1
-
-
-def test_an_expired_session_is_renewed_once(argocd: FakeArgoCD) -> None:
-    with client(argocd) as api:
-        api.get_app("checkout")
-        argocd.expire_sessions()
-        assert api.get_app("checkout")["metadata"]["name"] == "checkout"
-    assert argocd.logins == 2
-
-
-def test_a_wrong_password_fails_with_argo_cds_message_and_no_secret(argocd: FakeArgoCD) -> None:
-    with client(argocd, password=Secret("ARGOCD_PASSWORD", "nope-secret")) as api:
-        with pytest.raises(ArgoCDError) as caught:
-            api.get_app("checkout")
-    assert caught.value.status == 401
-    assert "Invalid username or password" in str(caught.value)
-    assert "nope-secret" not in str(caught.value)
-    assert argocd.faults.count("POST", "/api/v1/session") == 1
-
-
-def test_an_api_token_is_used_without_logging_in(argocd: FakeArgoCD) -> None:
-    with client(argocd, password=None, token=Secret("ARGOCD_TOKEN", "static-api-token")) as api:
-        api.get_app("checkout")
-    assert argocd.logins == 0
-    assert argocd.faults.calls[-1].headers["Authorization"] == "Bearer static-api-token"
-
-
-def test_server_errors_are_retried_with_backoff(argocd: FakeArgoCD) -> None:
-    argocd.faults.fail(
-        "GET",
-        APP_PATH + "$",
-        503,
-        {"error": "unavailable", "code": 14, "message": "unavailable"},
-        times=2,
-    )
-    clock = Clock()
-    with client(argocd, clock) as api:
-        assert api.get_app("checkout")["metadata"]["name"] == "checkout"
-    assert clock.sleeps == [0.5, 1.0]
-    assert argocd.faults.count("GET", APP_PATH + "$") == 3
-
-
-def test_persistent_server_errors_fail_after_bounded_attempts(argocd: FakeArgoCD) -> None:
-    argocd.faults.fail(
-        "POST", APP_PATH + "/sync", 500, {"error": "boom", "code": 2, "message": "boom"}, times=10
-    )
-    with client(argocd, attempts=3) as api, pytest.raises(ArgoCDError) as caught:
-        api.sync("checkout")
-    assert caught.value.status == 500 and "boom" in str(caught.value)
-    assert argocd.faults.count("POST", APP_PATH + "/sync") == 3
-
-
-def test_client_errors_are_not_retried(argocd: FakeArgoCD) -> None:
-    with client(argocd) as api, pytest.raises(ArgoCDError) as caught:
-        api.get_app("missing-app")
-    assert caught.value.status == 403 and caught.value.message == "permission denied"
-    assert argocd.faults.count("GET", "/missing-app") == 1
-
-
-def test_connection_errors_are_retried_then_reported() -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    clock = Clock()
-    api = ArgoCDClient(
-        f"127.0.0.1:{port}",
-        token=Secret("ARGOCD_TOKEN", "t"),
-        plaintext=True,
-        attempts=3,
-        sleep=clock.sleep,
-    )
-    with api, pytest.raises(ArgoCDError) as caught:
-        api.get_app("checkout")
-    assert caught.value.status == 0 and "cannot reach Argo CD" in str(caught.value)
-    assert len(clock.sleeps) == 2
-
-
-def test_tls_settings_choose_scheme_and_verification() -> None:
-    with ArgoCDClient("argocd.example:443", insecure=True) as api:
-        assert api.base_url == "https://argocd.example:443"
-        assert api.verify is False
-    with ArgoCDClient("argocd:80", plaintext=True) as api:
-        assert api.base_url == "http://argocd:80" and api.verify is True
-
-
-def test_the_fake_refuses_a_rollback_with_auto_sync_like_argo_cd(argocd: FakeArgoCD) -> None:
-    argocd.apps["checkout"].automated = {"prune": True, "selfHeal": True}
-    with client(argocd) as api, pytest.raises(ArgoCDError) as caught:
-        api.rollback("checkout", 1)
-    assert caught.value.status == 400 and caught.value.message == AUTOSYNC_REFUSAL
-
-
-def test_a_sync_naming_another_revision_with_auto_sync_is_refused(argocd: FakeArgoCD) -> None:
-    argocd.apps["checkout"].automated = {"prune": True}
-    with client(argocd) as api, pytest.raises(ArgoCDError) as caught:
-        api.sync("checkout", REVERT)
-    assert caught.value.message == f"Cannot sync to {REVERT}: auto-sync currently set to main"
+    pacing = Pacing(1.0, clock, clock.sleep)
+    return kind(client(fake, clock), "checkout", validation_timeout=60.0, pacing=pacing, **kwargs)
 
 
 # -- mode argocd: rollback -------------------------------------------------------------------
@@ -473,3 +350,169 @@ def test_inspect_tries_once_because_it_runs_in_the_webhook_request(argocd: FakeA
         step(ArgoCDSync, argocd).inspect(job(mode="both"))
     assert "503" in caught.value.message
     assert argocd.faults.count("GET", APP_PATH + "$") == 1
+
+
+# -- writes are never retried blindly (issue 10 item 3) ----------------------------------------
+
+
+def test_a_rollback_that_took_effect_behind_a_502_goes_on_and_validates(
+    argocd: FakeArgoCD,
+) -> None:
+    argocd.lose_answer("POST", "/rollback$")
+    action, context = step(ArgoCDRollback, argocd), ctx()
+    action.execute(job(), context)
+    assert argocd.faults.count("POST", "/rollback$") == 1  # no blind re-send
+    assert context.details["argocd_answer_lost"] is True
+    assert context.details["argocd_history_id"] == 1
+    action.validate(job(), context)
+    assert argocd.apps["checkout"].deployed == V2
+
+
+def test_a_rollback_whose_answer_timed_out_is_not_sent_again(argocd: FakeArgoCD) -> None:
+    argocd.answer_late("POST", "/rollback$", 1.5)
+    clock = Clock()
+    api = client(argocd, clock, timeout=0.3)
+    action = ArgoCDRollback(api, "checkout", pacing=Pacing(1.0, clock, clock.sleep))
+    context = ctx()
+    action.execute(job(), context)
+    assert argocd.faults.count("POST", "/rollback$") == 1
+    action.validate(job(), context)
+    assert argocd.apps["checkout"].deployed == V2
+
+
+def test_the_retry_that_would_meet_another_operation_in_progress_is_not_sent(
+    argocd: FakeArgoCD,
+) -> None:
+    """Today's code re-sent the POST after the 502 and failed on Argo CD's refusal."""
+    argocd.apps["checkout"].ticks_to_finish = 50  # our operation is still running on re-read
+    argocd.lose_answer("POST", "/rollback$")
+    context = ctx()
+    step(ArgoCDRollback, argocd).execute(job(), context)
+    refusals = [c for c in argocd.faults.calls if c.path.endswith("/rollback")]
+    assert len(refusals) == 1
+    assert argocd.apps["checkout"].operation is not None
+    assert OPERATION_IN_PROGRESS not in " ".join(str(v) for v in context.details.values())
+
+
+def test_a_rollback_that_did_not_land_is_sent_once_more_after_a_re_read(
+    argocd: FakeArgoCD,
+) -> None:
+    argocd.faults.fail("POST", "/rollback$", 503, {"message": "unavailable", "code": 14})
+    action, context = step(ArgoCDRollback, argocd), ctx()
+    action.execute(job(), context)
+    assert argocd.faults.count("POST", "/rollback$") == 2
+    assert "argocd_answer_lost" not in context.details
+    action.validate(job(), context)
+    assert argocd.apps["checkout"].deployed == V2
+
+
+def test_someone_elses_operation_after_an_unclear_answer_stops_the_rollback(
+    argocd: FakeArgoCD,
+) -> None:
+    app = argocd.apps["checkout"]
+    app.ticks_to_finish = 50
+
+    def a_person_syncs(_call: object) -> None:
+        app.start_operation(V3, {"username": "alice"})
+
+    argocd.faults.on("POST", "/rollback$", a_person_syncs)
+    argocd.faults.fail("POST", "/rollback$", 504, {"message": "deadline exceeded", "code": 4})
+    with pytest.raises(ActionError) as caught:
+        step(ArgoCDRollback, argocd).execute(job(), ctx())
+    assert "another operation" in caught.value.message and V3[:7] in caught.value.message
+    assert argocd.faults.count("POST", "/rollback$") == 1
+
+
+def test_a_definite_refusal_fails_at_once_without_re_reading(argocd: FakeArgoCD) -> None:
+    argocd.faults.fail(
+        "POST",
+        "/rollback$",
+        403,
+        {"error": "permission denied", "code": 7, "message": "permission denied"},
+    )
+    with pytest.raises(ActionError) as caught:
+        step(ArgoCDRollback, argocd).execute(job(), ctx())
+    assert "403: permission denied" in caught.value.message
+    posted = max(i for i, c in enumerate(argocd.faults.calls) if c.method == "POST")
+    assert all(c.method != "GET" for c in argocd.faults.calls[posted:])
+
+
+def test_an_unreadable_argo_cd_after_an_unclear_answer_fails_saying_so(
+    argocd: FakeArgoCD,
+) -> None:
+    def argo_cd_goes_away(_call: object) -> None:
+        argocd.faults.fail("GET", APP_PATH + "$", 503, {"message": "unavailable"}, times=100)
+
+    argocd.faults.on("POST", "/rollback$", argo_cd_goes_away)
+    argocd.lose_answer("POST", "/rollback$")
+    with pytest.raises(ActionError) as caught:
+        step(ArgoCDRollback, argocd).execute(job(), ctx())
+    assert "could not be re-read" in caught.value.message
+    assert argocd.faults.count("POST", "/rollback$") == 1
+
+
+def test_a_sync_that_took_effect_behind_a_502_is_not_sent_again(
+    argocd: FakeArgoCD, head: dict[str, str]
+) -> None:
+    head["sha"] = REVERT
+    argocd.lose_answer("POST", "/sync$")
+    action, context = step(ArgoCDSync, argocd), ctx(revert_commit=REVERT)
+    action.execute(job(mode="both"), context)
+    assert argocd.faults.count("POST", "/sync$") == 1
+    assert context.details["argocd_answer_lost"] is True
+    action.validate(job(mode="both"), context)
+    assert argocd.apps["checkout"].deployed == REVERT
+
+
+def test_an_auto_sync_disable_behind_a_502_is_seen_and_the_rollback_goes_on(
+    argocd: FakeArgoCD,
+) -> None:
+    argocd.apps["checkout"].automated = {"prune": True}
+    argocd.lose_answer("PATCH", APP_PATH + "$")
+    context = ctx()
+    step(ArgoCDRollback, argocd, disable_autosync=True).execute(job(), context)
+    assert argocd.faults.count("PATCH", APP_PATH + "$") == 1
+    assert context.details["autosync_disabled"] is True
+    assert context.details["autosync_previous"] == {"prune": True}
+    assert argocd.faults.count("POST", "/rollback$") == 1
+
+
+def test_the_receivers_own_deployments_are_told_from_peoples(argocd: FakeArgoCD) -> None:
+    action, context = step(ArgoCDRollback, argocd), ctx()
+    action.execute(job(), context)
+    action.validate(job(), context)
+    state = action.client.get_app("checkout")
+    ours = state.entries_initiated_by(action.client.account)
+    assert [(e.id, e.revision) for e in ours] == [(3, V2)]
+    assert state.entries_initiated_by("alice") == ()
+
+
+def test_through_the_engine_a_rollback_behind_a_502_ends_completed(
+    argocd: FakeArgoCD, make_settings: Any, real_store: Any
+) -> None:
+    """Today's code re-sent the POST, met 'another operation is already in progress', failed."""
+    from receiver.app import build_engine
+    from receiver.intake.payload import parse_alert
+    from tests.support import alert
+
+    argocd.lose_answer("POST", "/rollback$")
+    settings = make_settings(
+        ROLLBACK_MODE="argocd",
+        ARGOCD_SERVER=argocd.address,
+        ARGOCD_PLAINTEXT="true",
+        ARGOCD_APP_NAME="checkout",
+        ARGOCD_PASSWORD=PASSWORD,
+        VALIDATION_TIMEOUT_SECONDS="30",
+    )
+    engine = build_engine(settings, store=real_store)
+    try:
+        outcome = engine.handle_alert(parse_alert(alert(), 0))
+        assert outcome.decision == "rollback", outcome
+        assert engine.wait_idle(40)
+        record = real_store.get_record(outcome.rollback_id)
+    finally:
+        engine.shutdown(5)
+    assert record.state == "completed", (record.state, record.stages)
+    assert record.details["argocd_answer_lost"] is True  # the record tells what Argo CD did
+    assert argocd.faults.count("POST", "/rollback$") == 1
+    assert argocd.apps["checkout"].deployed == V2

@@ -3,82 +3,38 @@
 from __future__ import annotations
 
 import subprocess
-import time
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from receiver.act.base import ActionContext, RollbackJob
-from receiver.act.gitops_common import parse_trailers
+from receiver.act.gitops_common import GitOpsOptions, parse_trailers
 from receiver.act.gitops_git import GitRevert, redact
-from receiver.config import GitOpsTarget, Secret, ServiceTarget
+from receiver.config import Secret
 from receiver.errors import ActionError, LockLost
 from tests.fakes import BareRepo
-
-PATH = "k8s/overlays/prod"
+from tests.gitops_support import PATH, Sleeps, commit_of, ctx, gitops_job, seed_manifests
 
 
 @pytest.fixture
 def origin(tmp_path: Path) -> BareRepo:
-    bare = BareRepo.create(tmp_path / "origin.git")
-    day = time.time() - 86400
-    bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "x"}, "v1", when=day)
-    bare.commit_files(
-        {f"{PATH}/deploy.yaml": "image: app:v2", f"{PATH}/old.yaml": "kind: ConfigMap"},
-        "v2",
-        when=day + 60,
+    return seed_manifests(tmp_path / "origin.git")
+
+
+def options(url: str, token: str | None = None, **changes: Any) -> GitOpsOptions:
+    changes.setdefault("sleep", Sleeps())
+    return GitOpsOptions(
+        url, PATH, changes.pop("branch", "main"), Secret("GITOPS_TOKEN", token), **changes
     )
-    bare.commit_files(
-        {
-            f"{PATH}/deploy.yaml": "image: app:v3",
-            f"{PATH}/old.yaml": None,
-            f"{PATH}/new.yaml": "kind: Secret",
-        },
-        "v3",
-        when=day + 120,
-    )
-    bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated", when=day + 180)
-    return bare
 
 
-class NoSleep:
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+def action(origin: BareRepo, tmp_path: Path, **changes: Any) -> GitRevert:
+    return GitRevert(options(origin.url, **changes), cache_dir=tmp_path / "cache")
 
 
-def action(origin: BareRepo, tmp_path: Path, **kwargs: object) -> GitRevert:
-    options: dict[str, object] = {"cache_dir": tmp_path / "cache", "sleep": NoSleep()}
-    options.update(kwargs)
-    return GitRevert(origin.url, PATH, "main", Secret("GITOPS_TOKEN"), **options)  # type: ignore[arg-type]
-
-
-def job(**changes: object) -> RollbackJob:
-    base = RollbackJob(
-        rollback_id="rb-0042",
-        service="checkout",
-        namespace="production",
-        tier="emergency",
-        target=ServiceTarget("checkout", "production", GitOpsTarget("x", PATH, "main"), None),
-        mode="gitops",
-        reason="error budget 97% consumed",
-        fingerprint="abc123",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def ctx() -> ActionContext:
-    return ActionContext(ensure_owned=lambda: None)
-
-
-def commit_of(repo: BareRepo, message: str) -> str:
-    for sha in repo.git("rev-list", "main").splitlines():
-        if repo.message(sha) == message:
-            return sha
-    raise AssertionError(message)
+def job(**changes: Any) -> RollbackJob:
+    return gitops_job("x", **changes)
 
 
 def test_a_rollback_pushes_one_commit_restoring_only_the_path(
@@ -96,21 +52,21 @@ def test_a_rollback_pushes_one_commit_restoring_only_the_path(
     trailers = parse_trailers(origin.message(head))
     assert trailers["Rollback-Of"] == commit_of(origin, "v3")
     assert trailers["Rollback-To"] == context.details["target_commit"]
-    assert trailers["Rollback-Id"] == "rb-0042"
+    assert trailers["Rollback-Id"] == "rb-0001"
 
 
 def test_inspect_reads_the_history_of_the_path(origin: BareRepo, tmp_path: Path) -> None:
     facts = action(origin, tmp_path).inspect(job())
     v3 = commit_of(origin, "v3")
     assert facts.current == v3
-    assert facts.target == commit_of(origin, "v2")
+    assert facts.target == commit_of(origin, "unrelated")  # the parent of v3: v2's content
     assert facts.last_change_at == float(origin.git("log", "-1", "--format=%ct", v3))
     assert not facts.already_rolled_back
 
 
 def test_a_second_automatic_rollback_sees_the_first(origin: BareRepo, tmp_path: Path) -> None:
     action(origin, tmp_path).execute(job(), ctx())
-    facts = action(origin, tmp_path).inspect(job(rollback_id="rb-0043"))
+    facts = action(origin, tmp_path).inspect(job(rollback_id="rb-0002"))
     assert facts.already_rolled_back
 
 
@@ -148,14 +104,7 @@ class RacingRevert(GitRevert):
 
 
 def racing(origin: BareRepo, tmp_path: Path, races: int) -> RacingRevert:
-    revert = RacingRevert(
-        origin.url,
-        PATH,
-        "main",
-        Secret("GITOPS_TOKEN"),
-        cache_dir=tmp_path / "cache",
-        sleep=NoSleep(),
-    )
+    revert = RacingRevert(options(origin.url), cache_dir=tmp_path / "cache")
     revert.origin = origin
     revert.races = races
     return revert
@@ -201,22 +150,15 @@ def test_pull_request_mode_pushes_a_branch_and_leaves_main(
     context = ctx()
     action(origin, tmp_path, pull_request=True).execute(job(), context)
     assert origin.head() == before
-    branch_head = origin.head("rollback/checkout-rb-0042")
+    branch_head = origin.head("rollback/checkout-rb-0001")
     assert branch_head == context.details["revert_commit"]
     assert context.details["validated"] is False
-    assert context.details["pull_request"] == "rollback/checkout-rb-0042"
+    assert context.details["pull_request"] == "rollback/checkout-rb-0001"
 
 
 def test_an_unreachable_remote_fails_without_leaking_the_token(tmp_path: Path) -> None:
     url = "https://deploy:urlpass123@127.0.0.1:9/acme/gitops.git"
-    revert = GitRevert(
-        url,
-        PATH,
-        "main",
-        Secret("GITOPS_TOKEN", "tok_s3cr3t"),
-        cache_dir=tmp_path / "cache",
-        sleep=NoSleep(),
-    )
+    revert = GitRevert(options(url, "tok_s3cr3t"), cache_dir=tmp_path / "cache")
     with pytest.raises(ActionError) as caught:
         revert.inspect(job())
     assert caught.value.stage == "gitops"
@@ -228,14 +170,7 @@ def test_an_unreachable_remote_fails_without_leaking_the_token(tmp_path: Path) -
 def test_the_token_reaches_git_through_askpass_not_the_url(
     origin: BareRepo, tmp_path: Path
 ) -> None:
-    revert = GitRevert(
-        origin.url,
-        PATH,
-        "main",
-        Secret("GITOPS_TOKEN", "tok_s3cr3t"),
-        cache_dir=tmp_path / "cache",
-        sleep=NoSleep(),
-    )
+    revert = GitRevert(options(origin.url, "tok_s3cr3t"), cache_dir=tmp_path / "cache")
     revert.inspect(job())
     env = revert._env()
     assert "tok_s3cr3t" not in revert._git("config", "remote.origin.url", timeout=5)
@@ -256,14 +191,7 @@ def test_redact_removes_userinfo_and_secrets() -> None:
 
 
 def test_a_missing_branch_fails_with_a_clear_error(origin: BareRepo, tmp_path: Path) -> None:
-    revert = GitRevert(
-        origin.url,
-        PATH,
-        "release",
-        Secret("GITOPS_TOKEN"),
-        cache_dir=tmp_path / "cache",
-        sleep=NoSleep(),
-    )
+    revert = GitRevert(options(origin.url, branch="release"), cache_dir=tmp_path / "cache")
     with pytest.raises(ActionError) as caught:
         revert.execute(job(), ctx())
     assert "release" in caught.value.message

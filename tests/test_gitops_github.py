@@ -2,50 +2,27 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from receiver.act.base import ActionContext, RollbackJob
-from receiver.act.gitops_common import is_rollback_commit, parse_trailers
+from receiver.act.gitops_common import GitOpsOptions, is_rollback_commit, parse_trailers
 from receiver.act.gitops_github import GitHubRevert
-from receiver.config import GitOpsTarget, Secret, ServiceTarget
+from receiver.config import Secret
 from receiver.errors import ActionError, LockLost
 from tests.fakes import BareRepo
 from tests.fakes.github_api import FakeGitHub, running_github
+from tests.gitops_support import PATH, Sleeps, commit_of, ctx, gitops_job, seed_manifests
 
 TOKEN = "ghp_s3cr3t_token_value"
-PATH = "k8s/overlays/prod"
 
 
 @pytest.fixture
 def repo(tmp_path: Path) -> BareRepo:
-    """A gitops repo: v1, v2, v3 of the app's manifests, plus unrelated commits."""
-    bare = BareRepo.create(tmp_path / "gitops.git")
-    day = time.time() - 86400
-    bare.commit_files(
-        {f"{PATH}/deploy.yaml": "image: app:v1", "README.md": "gitops"}, "v1", when=day
-    )
-    bare.commit_files(
-        {f"{PATH}/deploy.yaml": "image: app:v2", f"{PATH}/old.yaml": "kind: ConfigMap"},
-        "v2",
-        when=day + 60,
-    )
-    bare.commit_files({"other/app.yaml": "image: other:v9"}, "unrelated", when=day + 120)
-    bare.commit_files(
-        {
-            f"{PATH}/deploy.yaml": "image: app:v3",
-            f"{PATH}/old.yaml": None,
-            f"{PATH}/new.yaml": "kind: Secret",
-        },
-        "v3",
-        when=day + 180,
-    )
-    bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated 2", when=day + 240)
-    return bare
+    return seed_manifests(tmp_path / "gitops.git")
 
 
 @pytest.fixture
@@ -54,49 +31,25 @@ def github(repo: BareRepo) -> Iterator[FakeGitHub]:
         yield fake
 
 
-class Sleeps:
-    """An injected sleep that records the waits instead of waiting."""
-
-    def __init__(self) -> None:
-        self.waits: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.waits.append(seconds)
+def options(token: str = TOKEN, repo: str = "acme/gitops", **changes: Any) -> GitOpsOptions:
+    changes.setdefault("sleep", Sleeps())
+    return GitOpsOptions(repo, PATH, "main", Secret("GITOPS_TOKEN", token), **changes)
 
 
-def action(github: FakeGitHub, sleep: Sleeps | None = None, **kwargs: object) -> GitHubRevert:
-    options: dict[str, object] = {"write_pause": 0.0, "sleep": sleep or Sleeps()}
-    options.update(kwargs)
-    return GitHubRevert(
-        "acme/gitops", PATH, "main", Secret("GITOPS_TOKEN", TOKEN), github.base_url, **options
-    )  # type: ignore[arg-type]
+def action(
+    github: FakeGitHub,
+    sleep: Sleeps | None = None,
+    *,
+    pull_request: bool = False,
+    push_attempts: int = 3,
+    **kwargs: Any,
+) -> GitHubRevert:
+    given = options(pull_request=pull_request, push_attempts=push_attempts, sleep=sleep or Sleeps())
+    return GitHubRevert(given, api_url=github.base_url, **{"write_pause": 0.0, **kwargs})
 
 
-def job(**changes: object) -> RollbackJob:
-    base = RollbackJob(
-        rollback_id="rb-0001",
-        service="checkout",
-        namespace="production",
-        tier="critical",
-        target=ServiceTarget(
-            "checkout", "production", GitOpsTarget("acme/gitops", PATH, "main"), None
-        ),
-        mode="gitops",
-        reason="error budget 85% consumed",
-        fingerprint="4f1e2d3c",
-    )
-    return replace(base, **changes)  # type: ignore[arg-type]
-
-
-def ctx() -> ActionContext:
-    return ActionContext(ensure_owned=lambda: None)
-
-
-def commit_of(repo: BareRepo, message: str) -> str:
-    for sha in repo.git("rev-list", "main").splitlines():
-        if repo.message(sha) == message:
-            return sha
-    raise AssertionError(message)
+def job(**changes: Any) -> RollbackJob:
+    return gitops_job("acme/gitops", **changes)
 
 
 def test_a_rollback_restores_the_path_to_its_previous_version_in_one_commit(
@@ -265,15 +218,7 @@ def test_a_lost_answer_to_the_ref_update_does_not_make_a_second_commit(
 
 
 def test_bad_credentials_fail_at_once_without_the_token(repo: BareRepo, github: FakeGitHub) -> None:
-    wrong = GitHubRevert(
-        "acme/gitops",
-        PATH,
-        "main",
-        Secret("GITOPS_TOKEN", "ghp_wrong_value"),
-        github.base_url,
-        write_pause=0.0,
-        sleep=Sleeps(),
-    )
+    wrong = GitHubRevert(options(token="ghp_wrong_value"), api_url=github.base_url)
     with pytest.raises(ActionError) as caught:
         wrong.execute(job(), ctx())
     assert "401" in caught.value.message and "Bad credentials" in caught.value.message
@@ -282,15 +227,7 @@ def test_bad_credentials_fail_at_once_without_the_token(repo: BareRepo, github: 
 
 
 def test_an_unknown_repository_fails_at_once_with_a_clear_error(github: FakeGitHub) -> None:
-    missing = GitHubRevert(
-        "acme/nope",
-        PATH,
-        "main",
-        Secret("GITOPS_TOKEN", TOKEN),
-        github.base_url,
-        write_pause=0.0,
-        sleep=Sleeps(),
-    )
+    missing = GitHubRevert(options(repo="acme/nope"), api_url=github.base_url)
     with pytest.raises(ActionError) as caught:
         missing.inspect(job())
     assert "404" in caught.value.message and "GITOPS_REPO" in caught.value.message

@@ -10,8 +10,10 @@ from contextlib import contextmanager
 import pytest
 from flask import Flask, Response, request
 
+from receiver.act.polling import Pacing
 from receiver.act.validate import error_ratio_queries, errors_fell
 from receiver.clients.prometheus import PrometheusClient
+from tests.fake_time import FakeClock as Clock
 from tests.fakes import ServerThread
 
 
@@ -49,19 +51,6 @@ def prometheus() -> Iterator[FakePrometheus]:
     fake.server.stop()
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-        self.sleeps: list[float] = []
-
-    def __call__(self) -> float:
-        return self.now
-
-    def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += seconds
-
-
 @contextmanager
 def prometheus_client(url: str) -> Iterator[PrometheusClient]:
     client = PrometheusClient(url, timeout=2.0)
@@ -79,9 +68,7 @@ def check(fake: FakePrometheus, clock: Clock, window: float = 60.0) -> bool | No
             "production",
             0.01,
             window,
-            poll_seconds=10.0,
-            clock=clock,
-            sleep=clock.sleep,
+            Pacing(10.0, clock, clock.sleep),
         )
 
 
@@ -134,7 +121,7 @@ def test_an_unreachable_prometheus_means_not_checked() -> None:
     with prometheus_client(f"http://127.0.0.1:{port}") as client:
         assert (
             errors_fell(
-                client, "checkout", "production", 0.01, 60.0, clock=Clock(), sleep=lambda s: None
+                client, "checkout", "production", 0.01, 60.0, Pacing(15.0, Clock(), lambda s: None)
             )
             is None
         )

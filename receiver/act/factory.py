@@ -14,10 +14,12 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from receiver.act.argocd import ArgoCDClient, ArgoCDRollback, ArgoCDSync, ArgoCDWatch
+from receiver.act.argocd import ArgoCDRollback, ArgoCDSync, ArgoCDWatch
 from receiver.act.base import RollbackAction
+from receiver.act.gitops_common import GitOpsOptions
 from receiver.act.gitops_git import GitRevert
 from receiver.act.gitops_github import GitHubRevert
+from receiver.clients.argocd import ArgoCDClient
 from receiver.config import GitOpsTarget, ServiceTarget, Settings, is_github_slug
 
 MODES = ("gitops", "argocd", "both")
@@ -52,28 +54,21 @@ def git_action(
     settings: Settings, gitops: GitOpsTarget, cache_dir: Path | str | None = None
 ) -> RollbackAction:
     """The GitOps action for a target: GitHub API or git CLI."""
-    pull_request = settings.gitops_mode == "pull-request"
-    if gitops_provider(settings, gitops.repo) == "github":
-        return GitHubRevert(
-            github_slug(gitops.repo),
-            gitops.path,
-            gitops.branch,
-            settings.gitops_token,
-            settings.github_api_url,
-            pull_request,
-        )
-    return GitRevert(
-        gitops.repo,
-        gitops.path,
-        gitops.branch,
-        settings.gitops_token,
-        pull_request,
-        cache_dir=cache_dir,
+    github = gitops_provider(settings, gitops.repo) == "github"
+    options = GitOpsOptions(
+        repo=github_slug(gitops.repo) if github else gitops.repo,
+        path=gitops.path,
+        branch=gitops.branch,
+        token=settings.gitops_token,
+        pull_request=settings.gitops_mode == "pull-request",
     )
+    if github:
+        return GitHubRevert(options, api_url=settings.github_api_url)
+    return GitRevert(options, cache_dir=cache_dir)
 
 
 def argocd_client(settings: Settings) -> ArgoCDClient:
-    """An Argo CD client from ARGOCD_* settings."""
+    """An Argo CD client from ARGOCD_* settings (session tokens are shared per server+account)."""
     if not settings.argocd_server:
         raise NoTarget("ARGOCD_SERVER is not set")
     return ArgoCDClient(

@@ -17,10 +17,12 @@ later rollback reads to tell that the newest change to the path is itself a roll
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
-from dataclasses import dataclass
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 
 from receiver.act.base import RollbackJob, TargetFacts
+from receiver.config import Secret
 from receiver.errors import ActionError
 
 TRAILER_ID = "Rollback-Id"
@@ -30,9 +32,25 @@ TRAILER_FINGERPRINT = "Alert-Fingerprint"
 
 # How many commits that touched the path are read to choose a target (one API page).
 HISTORY_DEPTH = 30
+PUSH_ATTEMPTS = 3  # whole restore, rebuilt on the new head after a lost race
+INSPECT_TIMEOUT_SECONDS = 3  # inspect runs in the webhook request
 
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
+
+
+@dataclass(frozen=True)
+class GitOpsOptions:
+    """What both GitOps providers are built with: where to restore, how, how hard to try."""
+
+    repo: str  # owner/name (GitHub provider) or a git URL (git provider)
+    path: str
+    branch: str = "main"
+    token: Secret = field(default_factory=lambda: Secret("GITOPS_TOKEN"))
+    pull_request: bool = False  # GITOPS_MODE=pull-request
+    push_attempts: int = PUSH_ATTEMPTS
+    inspect_timeout: int = INSPECT_TIMEOUT_SECONDS
+    sleep: Callable[[float], None] = time.sleep
 
 
 @dataclass(frozen=True)

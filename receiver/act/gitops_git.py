@@ -18,8 +18,7 @@ import re
 import subprocess
 import tempfile
 import threading
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -27,6 +26,7 @@ from receiver.act.base import ActionContext, RollbackAction, RollbackJob, Target
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
+    GitOpsOptions,
     PathCommit,
     RestorePlan,
     commit_message,
@@ -37,13 +37,10 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
-from receiver.config import Secret
 from receiver.errors import ActionError
 
 STAGE = "gitops"
-INSPECT_TIMEOUT_SECONDS = 3.0
 EXECUTE_TIMEOUT_SECONDS = 60.0
-PUSH_ATTEMPTS = 3
 ZERO_SHA = "0" * 40
 COMMITTER_NAME = "rollback-receiver"
 COMMITTER_EMAIL = "rollback-receiver@localhost"
@@ -91,31 +88,25 @@ class GitRevert(RollbackAction):
 
     def __init__(
         self,
-        url: str,
-        path: str,
-        branch: str,
-        token: Secret,
-        pull_request: bool = False,
+        options: GitOpsOptions,
         *,
         cache_dir: Path | str | None = None,
-        push_attempts: int = PUSH_ATTEMPTS,
-        inspect_timeout: float = INSPECT_TIMEOUT_SECONDS,
         execute_timeout: float = EXECUTE_TIMEOUT_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        url = options.repo
         self.url = url
-        self.path = path.strip("/")
-        self.branch = branch
-        self.token = token
-        self.pull_request = pull_request
-        self.push_attempts = push_attempts
-        self.inspect_timeout = inspect_timeout
+        self.path = options.path.strip("/")
+        self.branch = options.branch
+        self.token = options.token
+        self.pull_request = options.pull_request
+        self.push_attempts = options.push_attempts
+        self.inspect_timeout = float(options.inspect_timeout)
         self.execute_timeout = execute_timeout
-        self.sleep = sleep
+        self.sleep = options.sleep
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
         self.clone = root / f"{key}.git"
-        self.remote_ref = f"refs/remotes/origin/{branch}"
+        self.remote_ref = f"refs/remotes/origin/{self.branch}"
         with _CLONE_LOCKS_GUARD:
             self._lock = _CLONE_LOCKS.setdefault(str(self.clone), threading.Lock())
 

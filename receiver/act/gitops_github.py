@@ -32,6 +32,7 @@ from receiver.act.base import ActionContext, RollbackAction, RollbackJob, Target
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
+    GitOpsOptions,
     PathCommit,
     RestorePlan,
     commit_message,
@@ -42,17 +43,14 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
-from receiver.config import Secret
 from receiver.errors import ActionError
 
 T = TypeVar("T")
 
 STAGE = "gitops"
 WRITE_PAUSE_SECONDS = 0.0
-INSPECT_TIMEOUT_SECONDS = 3
 EXECUTE_TIMEOUT_SECONDS = 15
 CALL_ATTEMPTS = 4  # per API call: rate limits, 5xx and connection errors
-PUSH_ATTEMPTS = 3  # whole restore, rebuilt on the new head after "Update is not a fast forward"
 RATE_LIMIT_MAX_WAIT_SECONDS = 60.0
 SECONDARY_LIMIT_DEFAULT_WAIT = 60.0  # GitHub: "wait for at least one minute"
 
@@ -118,34 +116,27 @@ class GitHubRevert(RollbackAction):
 
     def __init__(
         self,
-        repo: str,
-        path: str,
-        branch: str,
-        token: Secret,
-        api_url: str = "https://api.github.com",
-        pull_request: bool = False,
+        options: GitOpsOptions,
         *,
+        api_url: str = "https://api.github.com",
         write_pause: float = WRITE_PAUSE_SECONDS,
-        push_attempts: int = PUSH_ATTEMPTS,
         call_attempts: int = CALL_ATTEMPTS,
         rate_limit_max_wait: float = RATE_LIMIT_MAX_WAIT_SECONDS,
-        inspect_timeout: int = INSPECT_TIMEOUT_SECONDS,
         execute_timeout: int = EXECUTE_TIMEOUT_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.repo_name = repo
-        self.path = path.strip("/")
-        self.branch = branch
-        self.token = token
+        self.repo_name = options.repo
+        self.path = options.path.strip("/")
+        self.branch = options.branch
+        self.token = options.token
         self.api_url = api_url.rstrip("/")
-        self.pull_request = pull_request
+        self.pull_request = options.pull_request
         self.write_pause = write_pause
-        self.push_attempts = push_attempts
+        self.push_attempts = options.push_attempts
         self.call_attempts = call_attempts
         self.rate_limit_max_wait = rate_limit_max_wait
-        self.inspect_timeout = inspect_timeout
+        self.inspect_timeout = options.inspect_timeout
         self.execute_timeout = execute_timeout
-        self.sleep = sleep
+        self.sleep = options.sleep
 
     # -- plumbing --------------------------------------------------------------------------
 

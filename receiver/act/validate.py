@@ -9,9 +9,8 @@ that ends above it means `not_effective`; no answer or no data at all means not 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 
+from receiver.act.polling import Pacing
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
 
 log = logging.getLogger("receiver.validate")
@@ -50,15 +49,13 @@ def errors_fell(
     namespace: str,
     threshold: float,
     window_seconds: float,
-    poll_seconds: float = POLL_SECONDS,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
+    pacing: Pacing | None = None,
 ) -> bool | None:
     """True when the error ratio fell below `threshold` within the window, False when it did not.
 
     None means not checked: Prometheus could not be asked, or never had data for the service.
     """
-    deadline = clock() + window_seconds
+    deadline = (pacing or Pacing(POLL_SECONDS)).deadline(window_seconds)
     seen: float | None = None
     while True:
         try:
@@ -70,9 +67,9 @@ def errors_fell(
             seen = value
             if value < threshold:
                 return True
-        if clock() >= deadline:
+        if deadline.passed():
             break
-        sleep(min(poll_seconds, max(deadline - clock(), 0.01)))
+        deadline.wait()
     if seen is None:
         log.warning("stabilisation not checked: no error-ratio data", extra={"service": service})
         return None

@@ -10,6 +10,10 @@ auto-sync is enabled" (400, code 9), "Cannot sync to <rev>: auto-sync currently 
 "application <ns>/<name> does not have deployment with id <id>" (400, code 3), and plain-text
 415 "Invalid content type" for a non-JSON write.
 
+History entries and operations carry `initiatedBy` as Argo CD writes it: `{"username": <the
+account of the session or API token>}` for a rollback or sync through the API,
+`{"automated": true}` for an auto-sync; seeded history (`revisions`) is `seed_initiated_by`.
+
 The application is a small state machine. A refresh reconciles: the target revision is resolved
 (`resolve`, e.g. a git branch head) into `status.sync.revision`; sync status is Synced when the
 deployed revision equals it; with auto-sync on (and `autosync_reacts`) an OutOfSync app gets an
@@ -18,7 +22,9 @@ it ends in `operation_outcome`; a Succeeded sync appends to `status.history` (id
 `deployedAt` set) and health goes Progressing, then `health_after_sync`.
 
 Use `running_argocd(...)` or `FakeArgoCD().start()` / `.stop()`; `fake.faults` programs
-failures (`fail`, `slow`, `on`) and records calls.
+failures (`fail`, `slow`, `on`) and records calls. `lose_answer` performs a request and then
+answers an error anyway (a proxy's 502 after Argo CD acted); `answer_late` performs it and
+answers only after a delay (the caller times out, the change happened).
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from . import Call, Faults, ServerThread, iso
+from . import Call, Faults, Rule, ServerThread, iso
 
 CODES = {
     "InvalidArgument": 3,
@@ -71,6 +77,7 @@ class FakeApp:
     path: str = "k8s/overlays/prod"
     health: str = "Healthy"
     health_message: str = ""
+    seed_initiated_by: dict[str, Any] = field(default_factory=lambda: {"automated": True})
     # controller behaviour
     autosync_reacts: bool = True
     ticks_to_finish: int = 1
@@ -87,7 +94,7 @@ class FakeApp:
     def __post_init__(self) -> None:
         start = time.time() - 3600 * len(self.revisions)
         for index, revision in enumerate(self.revisions):
-            self._deploy_record(revision, start + 3600 * index, {"username": "admin"})
+            self._deploy_record(revision, start + 3600 * index, dict(self.seed_initiated_by))
         if self.compared_revision is None and self.revisions:
             self.compared_revision = self._resolved() or self.revisions[-1]
 
@@ -131,7 +138,7 @@ class FakeApp:
             and self.compared_revision
             and self.compared_revision != self.deployed
         ):
-            self.start_operation(self.compared_revision, {"username": "", "automated": True})
+            self.start_operation(self.compared_revision, {"automated": True})
 
     def start_operation(self, revision: str, initiated: dict[str, Any]) -> None:
         self.operation = {
@@ -225,11 +232,15 @@ class FakeArgoCD:
     """The Argo CD REST subset the receiver uses, over plain HTTP on a loopback port."""
 
     def __init__(
-        self, username: str = "admin", password: str = "argo-pass", api_tokens: tuple[str, ...] = ()
+        self,
+        username: str = "admin",
+        password: str = "argo-pass",
+        api_tokens: tuple[str, ...] = (),
+        token_account: str = "admin",
     ) -> None:
         self.users = {username: password}
-        self.api_tokens = set(api_tokens)
-        self.sessions: set[str] = set()
+        self.api_tokens = {token: token_account for token in api_tokens}
+        self.sessions: dict[str, str] = {}  # session token -> account
         self.apps: dict[str, FakeApp] = {}
         self.faults = Faults()
         self.logins = 0
@@ -240,6 +251,21 @@ class FakeArgoCD:
     def add(self, app: FakeApp) -> FakeApp:
         self.apps[app.name] = app
         return app
+
+    def lose_answer(self, method: str, pattern: str, status: int = 502, times: int = 1) -> Rule:
+        """Carry out the next matching requests, then answer `status` (the answer is lost)."""
+        body = "<html><body><h1>502 Bad Gateway</h1></body></html>"
+        rule = Rule(method, pattern, times, status=status, body=body, after=True)
+        with self.faults._lock:
+            self.faults.rules.append(rule)
+        return rule
+
+    def answer_late(self, method: str, pattern: str, seconds: float, times: int = 1) -> Rule:
+        """Carry out the next matching requests, then wait `seconds` before answering."""
+        rule = Rule(method, pattern, times, delay=seconds, after=True)
+        with self.faults._lock:
+            self.faults.rules.append(rule)
+        return rule
 
     def expire_sessions(self) -> None:
         """Every session token becomes invalid (as after a server restart or key rotation)."""
@@ -270,7 +296,9 @@ class FakeArgoCD:
             call = Call(
                 request.method, request.path, dict(request.args), body, dict(request.headers)
             )
-            rules = self.faults.take(call)
+            taken = self.faults.take(call)
+            request.environ["fake.after"] = [r for r in taken if r.after]
+            rules = [r for r in taken if not r.after]
             for rule in rules:
                 if rule.delay:
                     time.sleep(rule.delay)
@@ -298,9 +326,23 @@ class FakeArgoCD:
                 if auth.startswith("Bearer ")
                 else request.cookies.get("argocd.token", "")
             )
-            if token not in self.sessions and token not in self.api_tokens:
+            account = self.sessions.get(token) or self.api_tokens.get(token)
+            if account is None:
                 return grpc_error("Unauthenticated", "no session information")
+            request.environ["fake.account"] = account
             return None
+
+        @app.after_request
+        def lost_answer(response: Response) -> Response:
+            for rule in request.environ.get("fake.after", []):
+                if rule.delay:
+                    time.sleep(rule.delay)
+                if rule.status is not None:
+                    return Response(str(rule.body), status=rule.status, mimetype="text/html")
+            return response
+
+        def initiated() -> dict[str, Any]:
+            return {"username": request.environ.get("fake.account", "")}
 
         @app.post("/api/v1/session")
         def login() -> Response:
@@ -315,7 +357,7 @@ class FakeArgoCD:
                 return grpc_error("Unauthenticated", "Invalid username or password")
             token = secrets.token_hex(16)
             with self.lock:
-                self.sessions.add(token)
+                self.sessions[token] = str(body.get("username"))
                 self.logins += 1
             return Response(json.dumps({"token": token}), mimetype="application/json")
 
@@ -365,7 +407,7 @@ class FakeArgoCD:
                         "FailedPrecondition", "another operation is already in progress"
                     )
                 if not body.get("dryRun"):
-                    fake.start_operation(entry["revision"], {"username": "admin"})
+                    fake.start_operation(entry["revision"], initiated())
                 return ok(fake)
 
         @app.post("/api/v1/applications/<name>/sync")
@@ -394,7 +436,7 @@ class FakeArgoCD:
                 if not revision or revision == fake.target_revision:
                     revision = fake._resolved() or fake.compared_revision or ""
                 if not body.get("dryRun"):
-                    fake.start_operation(revision, {"username": "admin"})
+                    fake.start_operation(revision, initiated())
                 return ok(fake)
 
         @app.route("/api/v1/applications/<name>", methods=["PATCH"])
@@ -445,10 +487,13 @@ def _merge_patch(target: Any, patch: Any) -> Any:
 
 @contextmanager
 def running_argocd(
-    *apps: FakeApp, password: str = "argo-pass", api_tokens: tuple[str, ...] = ()
+    *apps: FakeApp,
+    password: str = "argo-pass",
+    api_tokens: tuple[str, ...] = (),
+    token_account: str = "admin",
 ) -> Iterator[FakeArgoCD]:
     """A started FakeArgoCD holding `apps`, stopped on exit."""
-    fake = FakeArgoCD(password=password, api_tokens=api_tokens)
+    fake = FakeArgoCD(password=password, api_tokens=api_tokens, token_account=token_account)
     for item in apps:
         fake.add(item)
     fake.start()
