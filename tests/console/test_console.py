@@ -239,6 +239,7 @@ def test_approving_from_the_console_runs_the_rollback_as_the_signed_in_actor(
     assert ("admin", "approve") in actions and ("admin", "comment") in actions
     shown = page(client, f"/ui/rollbacks/{rollback_id}")
     assert 'data-state="completed"' in shown and "<svg" in shown and 'data-stage="' in shown
+    assert re.search(r'<tr data-check="[a-z_]+"><td>[a-z_]+</td>', shown), "check names missing"
 
 
 def test_a_blocked_approval_shows_the_409_reason(approving: Engine) -> None:
