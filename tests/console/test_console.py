@@ -357,3 +357,21 @@ def test_a_blackout_made_in_the_console_is_a_real_silence_and_can_be_ended(
         assert "data-silence-id" not in page(client, "/ui/blackouts")
         actions = [(e["actor"], e["action"]) for e in engine.store.list_audit(10)]
         assert ("admin", "blackout_created") in actions and ("admin", "blackout_ended") in actions
+
+
+def test_with_redis_down_the_console_answers_503_not_a_traceback(
+    make_engine: Callable[..., Engine],
+) -> None:
+    import redis as redis_lib
+
+    from receiver.state.store import Store
+    from tests.procs import free_port
+
+    down = Store(redis_lib.Redis(host="127.0.0.1", port=free_port(), socket_connect_timeout=0.5))
+    client = console(make_engine(store=down))
+    client.set_cookie(security.COOKIE_NAME, "anything")
+    answer = client.get("/ui/login")
+    assert answer.status_code == 503
+    body = answer.get_data(as_text=True)
+    assert "state store unreachable" in body and "Traceback" not in body
+    assert client.post("/webhook", json=payload(alert("api"))).status_code == 503
