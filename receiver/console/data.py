@@ -6,6 +6,7 @@ changes this file only. Answers are plain dicts and lists, ready for the templat
 
 from __future__ import annotations
 
+import re
 import secrets
 import time
 from dataclasses import dataclass
@@ -75,6 +76,41 @@ def get_rollback(rollback_id: str) -> dict[str, Any] | None:
     """One record with every stage and check, or None."""
     record = engine().store.get_record(rollback_id)
     return record.to_dict() if record else None
+
+
+LINKED_FIELDS = {
+    "commit_url": "revert commit",
+    "pull_request": "pull request",
+    "argocd_url": "Argo CD app",
+    "generatorURL": "alert in Prometheus",
+}
+
+
+def rollback_links(record: dict[str, Any]) -> list[tuple[str, str]]:
+    """Links to the revert commit, pull request, Argo CD app and alert, where they can be built."""
+    found: dict[str, str] = {}
+    sources = (record.get("target") or {}, record.get("details") or {}, record.get("trigger") or {})
+    for key, label in LINKED_FIELDS.items():
+        for source in sources:
+            value = source.get(key)
+            if isinstance(value, str) and value.startswith(("https://", "http://")):
+                found.setdefault(label, value)
+    conf = settings()
+    target = conf.target_for(str(record.get("service", "")))
+    revert = (record.get("details") or {}).get("revert_commit")
+    gitops = target.gitops if target else None
+    if (
+        revert
+        and gitops
+        and conf.github_api_url == "https://api.github.com"
+        and re.fullmatch(r"[\w.-]+/[\w.-]+", gitops.repo)
+    ):
+        found.setdefault("revert commit", f"https://github.com/{gitops.repo}/commit/{revert}")
+    app = (target.argocd_app if target else None) or conf.argocd_app_name
+    if conf.argocd_server and app:
+        scheme = "http" if conf.argocd_plaintext else "https"
+        found.setdefault("Argo CD app", f"{scheme}://{conf.argocd_server}/applications/{app}")
+    return list(found.items())
 
 
 def pending_approvals() -> list[dict[str, Any]]:

@@ -172,27 +172,10 @@ def rollback(rollback_id: str) -> str:
         svg_width=timeline.WIDTH,
         svg_height=timeline.height(bars),
         label_width=timeline.LABEL_WIDTH,
-        links=_links(record),
+        links=data.rollback_links(record),
         fields=_plain_fields(record),
         refresh=record["state"] in RUNNING_STATES,
     )
-
-
-def _links(record: dict[str, Any]) -> list[tuple[str, str]]:
-    names = {
-        "commit_url": "revert commit",
-        "pull_request": "pull request",
-        "argocd_url": "Argo CD app",
-        "generatorURL": "alert in Prometheus",
-    }
-    found = []
-    for key, label in names.items():
-        for source in (record.get("target") or {}, record.get("details") or {}, record["trigger"]):
-            value = source.get(key)
-            if isinstance(value, str) and value.startswith(("https://", "http://")):
-                found.append((label, value))
-                break
-    return found
 
 
 SHOWN_APART = ("stages", "checks", "audit", "trigger", "target", "rolled_back_from", "details")

@@ -6,6 +6,8 @@ import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
+import requests
+
 from tests.browser.conftest import ADMIN_TOKEN, SERVICE, Console
 
 T = TypeVar("T")
@@ -99,8 +101,6 @@ def test_sign_in_approve_reject_blackout_services_and_sign_out(live_console: Con
     silence_id = silence[0].get_attribute("data-silence-id")
     assert "database migration" in silence[0].text
     listed = console.alertmanager.url + "/api/v2/silences"
-    import requests
-
     active = [s for s in requests.get(listed, timeout=5).json() if s["status"]["state"] == "active"]
     assert [s["id"] for s in active] == [silence_id]
     console.screenshot("blackouts")

@@ -375,3 +375,24 @@ def test_with_redis_down_the_console_answers_503_not_a_traceback(
     body = answer.get_data(as_text=True)
     assert "state store unreachable" in body and "Traceback" not in body
     assert client.post("/webhook", json=payload(alert("api"))).status_code == 503
+
+
+def test_a_rollback_page_links_the_revert_commit_and_the_argocd_app(
+    make_engine: Callable[..., Engine],
+) -> None:
+    from receiver.console import data
+
+    engine = make_engine(ARGOCD_SERVER="argocd.example.com", ARGOCD_APP_NAME="api-prod")
+    app = create_app(engine.settings, engine=engine, start_sweeper=False)
+    record = {
+        "service": "api",
+        "details": {"revert_commit": "1a2b3c4"},
+        "trigger": {"generatorURL": "http://prometheus:9090/graph?g0.expr=x"},
+    }
+    with app.app_context():
+        links = dict(data.rollback_links(record))
+    assert links == {
+        "revert commit": "https://github.com/acme/gitops/commit/1a2b3c4",
+        "Argo CD app": "https://argocd.example.com/applications/api-prod",
+        "alert in Prometheus": "http://prometheus:9090/graph?g0.expr=x",
+    }
