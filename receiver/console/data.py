@@ -41,6 +41,16 @@ def admin_actor(token: str) -> str | None:
     return settings().admin_actor(token)
 
 
+def admin_tokens() -> list[tuple[str, str]]:
+    """Every configured (actor, token): ADMIN_TOKENS_FILE lines and ADMIN_TOKEN as `admin`."""
+    conf = settings()
+    pairs = list(conf.admin_tokens)
+    admin = conf.admin_token.get()
+    if admin:
+        pairs.append(("admin", admin))
+    return pairs
+
+
 def console_enabled() -> bool:
     """The console, like the API, is off while no admin token is configured."""
     return settings().api_enabled

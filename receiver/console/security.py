@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import secrets
 import time
@@ -74,11 +75,26 @@ def configure(app: Flask, secure_cookie: bool) -> None:
     )
 
 
-def sign_in(actor: str) -> None:
+def token_fingerprint(token: str) -> str:
+    """A keyed digest of the sign-in token: names it in the cookie without revealing it."""
+    key = data.session_secret().encode()
+    return hmac.new(key, token.encode(), hashlib.sha256).hexdigest()[:32]
+
+
+def _token_still_valid(actor: str, fingerprint: str) -> bool:
+    """A removed or rotated token ends the sessions it opened."""
+    return any(
+        name == actor and hmac.compare_digest(token_fingerprint(token), fingerprint)
+        for name, token in data.admin_tokens()
+    )
+
+
+def sign_in(actor: str, token: str) -> None:
     """A fresh session for `actor` with a new CSRF token (no fixation of an old one)."""
     session.clear()
     session.permanent = True
     session["actor"] = actor
+    session["token"] = token_fingerprint(token)
     session["signed_in_at"] = time.time()
     session["csrf"] = secrets.token_urlsafe(32)
 
@@ -87,7 +103,11 @@ def signed_in_actor() -> str | None:
     """The actor of a live session; None when signed out or past the 8 h limit."""
     actor = session.get("actor")
     started = session.get("signed_in_at")
+    fingerprint = session.get("token")
     if not isinstance(actor, str) or not isinstance(started, int | float):
+        return None
+    if not isinstance(fingerprint, str) or not _token_still_valid(actor, fingerprint):
+        session.clear()
         return None
     if time.time() - started > SESSION_HOURS * 3600:
         session.clear()

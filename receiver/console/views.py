@@ -126,7 +126,7 @@ def login() -> BaseResponse | tuple[str, int] | str:
         )
         time.sleep(FAILED_SIGN_IN_DELAY)
         return render_template("login.html", next=target, error="That token is not valid."), 401
-    security.sign_in(actor)
+    security.sign_in(actor, token.strip())
     data.audit(actor, "sign_in", remote_addr=request.remote_addr)
     return redirect(target, code=303)
 

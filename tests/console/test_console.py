@@ -396,3 +396,19 @@ def test_a_rollback_page_links_the_revert_commit_and_the_argocd_app(
         "Argo CD app": "https://argocd.example.com/applications/api-prod",
         "alert in Prometheus": "http://prometheus:9090/graph?g0.expr=x",
     }
+
+
+def test_removing_a_token_from_admin_tokens_file_ends_its_sessions(
+    make_engine: Callable[..., Engine], tmp_path: Any
+) -> None:
+    tokens = tmp_path / "tokens"
+    tokens.write_text("ivy ivy-token-0123456789\nbob bob-token-0123456789\n")
+    client = console(make_engine(ADMIN_TOKENS_FILE=str(tokens)))
+    assert sign_in(client, token="ivy-token-0123456789").status_code == 303
+    assert client.get("/ui/").status_code == 200
+    cookie = client.get_cookie(security.COOKIE_NAME)
+    assert cookie is not None and "ivy-token" not in cookie.value
+    tokens.write_text("bob bob-token-0123456789\n")
+    revoked = console(make_engine(ADMIN_TOKENS_FILE=str(tokens)))  # the file is read at start
+    revoked.set_cookie(security.COOKIE_NAME, cookie.value)
+    assert revoked.get("/ui/").status_code == 303
