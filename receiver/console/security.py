@@ -43,6 +43,11 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
             },
         )
 
+    def get_cookie_secure(self, app: Flask) -> bool:
+        """Secure whenever the console is reached over https (PUBLIC_URL says so)."""
+        public_url = data.settings().public_url
+        return bool(public_url and public_url.startswith("https://"))
+
     def open_session(self, app: Flask, request: Request) -> SecureCookieSession | None:
         if not request.path.startswith(CONSOLE_PREFIX):
             return self.session_class()  # the webhook and the API never touch the secret
@@ -61,8 +66,8 @@ class ConsoleSessionInterface(SecureCookieSessionInterface):
         super().save_session(app, session, response)
 
 
-def configure(app: Flask, secure_cookie: bool) -> None:
-    """Cookie flags for the console session: HttpOnly, SameSite=Strict, Secure on https."""
+def configure(app: Flask) -> None:
+    """Cookie flags for the console session: HttpOnly, SameSite=Strict, 8 hours."""
     from datetime import timedelta
 
     app.session_interface = ConsoleSessionInterface()
@@ -70,7 +75,6 @@ def configure(app: Flask, secure_cookie: bool) -> None:
         SESSION_COOKIE_NAME=COOKIE_NAME,
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Strict",
-        SESSION_COOKIE_SECURE=secure_cookie,
         PERMANENT_SESSION_LIFETIME=timedelta(hours=SESSION_HOURS),
     )
 

@@ -42,9 +42,7 @@ RUNNING_STATES = ("running",)
 
 @bp.record_once
 def _setup(state: Any) -> None:
-    settings = state.app.extensions["settings"]
-    secure = bool(settings.public_url and settings.public_url.startswith("https://"))
-    security.configure(state.app, secure_cookie=secure)
+    security.configure(state.app)
 
 
 @bp.before_request
@@ -72,7 +70,7 @@ def _headers(response: Response) -> Response:
     return security.add_headers(response)
 
 
-@bp.app_context_processor
+@bp.context_processor
 def _template_helpers() -> dict[str, Any]:
     def csrf_token() -> str:
         return security.csrf_token()
