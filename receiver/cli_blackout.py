@@ -12,18 +12,22 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import NoReturn
 
 import click
 
+from receiver.blackouts import (
+    BlackoutRefused,
+    active_blackouts,
+    create_blackout,
+    end_blackout,
+    silence_kind,
+)
 from receiver.clients.alertmanager import (
     AlertmanagerClient,
     AlertmanagerError,
     AlertmanagerUnavailable,
-    Silence,
-    SilenceNotFound,
-    blackout_matchers,
 )
 from receiver.errors import ConfigError
 
@@ -66,12 +70,6 @@ def _alertmanager(ctx: click.Context) -> Iterator[AlertmanagerClient]:
         client.close()
 
 
-def is_rollback_silence(silence: Silence) -> bool:
-    """A blackout made by `blackout create` or a freeze (rollback_freeze="true")."""
-    tiers = blackout_matchers()[0]
-    return silence.is_freeze or tiers in silence.matchers
-
-
 @click.group()
 @click.option(
     "--alertmanager-url",
@@ -95,26 +93,13 @@ def create(
     ctx: click.Context, duration: str, comment: str, service: str | None, created_by: str | None
 ) -> None:
     """Create a silence over every trigger alert (or one service's) for a while."""
-    from receiver.config import parse_duration
-
-    try:
-        seconds = parse_duration("--duration", duration)
-    except ConfigError as exc:
-        _fail(exc.message)
-    if seconds <= 0:
-        _fail("--duration: must be longer than 0")
-    if not comment.strip():
-        _fail("--comment: say why (it is shown to whoever wonders why nothing rolls back)")
     actor = created_by or _default_actor()
-    matchers = blackout_matchers(service)
     with _alertmanager(ctx) as client:
-        silence_id = client.create_silence(
-            matchers,
-            duration=timedelta(seconds=seconds),
-            created_by=actor,
-            comment=comment.strip(),
-        )
-    until = datetime.now(UTC) + timedelta(seconds=seconds)
+        try:
+            made = create_blackout(client, duration, comment, service, actor)
+        except BlackoutRefused as exc:
+            _fail(str(exc))
+    silence_id, until, matchers = made.silence_id, made.until, made.matchers
     scope = f"service {service}" if service else "every service"
     click.echo(
         f"created blackout {silence_id} for {scope} until {_when(until)} by {actor}: "
@@ -147,17 +132,12 @@ def create(
 def list_(ctx: click.Context, show_all: bool) -> None:
     """Show active blackouts and freezes: id, who, why, until, matchers."""
     with _alertmanager(ctx) as client:
-        silences = client.list_silences(("active",))
-    shown = [s for s in silences if show_all or is_rollback_silence(s)]
+        shown = active_blackouts(client, show_all)
     if not shown:
         click.echo("no active blackout")
         return
-    for silence in sorted(shown, key=lambda s: s.ends_at):
-        kind = (
-            "freeze"
-            if silence.is_freeze
-            else ("blackout" if is_rollback_silence(silence) else "silence")
-        )
+    for silence in shown:
+        kind = silence_kind(silence)
         click.echo(
             f"{silence.id}  {kind:<8}  until {_when(silence.ends_at)}  "
             f"by {silence.created_by}  {silence.describe_matchers()}  "
@@ -174,15 +154,9 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
     who = actor or _default_actor()
     with _alertmanager(ctx) as client:
         try:
-            silence = client.get_silence(silence_id)
-        except SilenceNotFound:
-            _fail(f"no silence {silence_id} in Alertmanager")
-        except AlertmanagerError:
-            # Alertmanager 0.25 answers a malformed id with a validation error.
-            _fail(f"{silence_id!r} is not a silence id")
-        if silence.state == "expired":
-            _fail(f"silence {silence_id} has already ended ({_when(silence.ends_at)})")
-        client.expire_silence(silence_id)
+            silence = end_blackout(client, silence_id)
+        except BlackoutRefused as exc:
+            _fail(str(exc))
     click.echo(
         f"ended blackout {silence_id} ({silence.comment}) by {who} at {_when(datetime.now(UTC))}"
     )

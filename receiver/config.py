@@ -350,6 +350,7 @@ class Settings:
     webhook_password: Secret = field(default_factory=lambda: Secret("WEBHOOK_PASSWORD"))
     admin_token: Secret = field(default_factory=lambda: Secret("ADMIN_TOKEN"))
     admin_tokens: tuple[tuple[str, str], ...] = ()
+    session_secret: Secret = field(default_factory=lambda: Secret("SESSION_SECRET"))
     slack_webhook: Secret = field(default_factory=lambda: Secret("SLACK_WEBHOOK"))
     pagerduty_key: Secret = field(default_factory=lambda: Secret("PAGERDUTY_KEY"))
     pagerduty_url: str = "https://events.pagerduty.com/v2/enqueue"
@@ -423,6 +424,7 @@ class Settings:
             webhook_password=_secret(env, "WEBHOOK_PASSWORD"),
             admin_token=_secret(env, "ADMIN_TOKEN"),
             admin_tokens=_admin_tokens(env),
+            session_secret=_secret(env, "SESSION_SECRET"),
             slack_webhook=_secret(env, "SLACK_WEBHOOK"),
             pagerduty_key=_secret(env, "PAGERDUTY_KEY"),
             pagerduty_url=_url(env, "PAGERDUTY_URL", "https://events.pagerduty.com/v2/enqueue")
@@ -510,6 +512,7 @@ class Settings:
                 self.webhook_token,
                 self.webhook_password,
                 self.admin_token,
+                self.session_secret,
                 self.slack_webhook,
                 self.pagerduty_key,
             )

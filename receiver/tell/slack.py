@@ -173,6 +173,9 @@ class SlackNotifier(base.Notifier):
             )
         if event.kind == base.PENDING_APPROVAL and event.rollback_id:
             lines = []
+            if self.public_url:
+                console = f"{self.public_url}/ui/approvals"
+                lines.append(f"*Console:* <{console}|approve or reject in the console>")
             approve = self.approve_url(event)
             if approve:
                 lines.append(f"*Approve:* `POST {escape(approve)}` (ADMIN_TOKEN)")
