@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from receiver.check import BudgetReport, read_budget, tier_of
-from receiver.cli_ops import check
+from receiver.cli.evaluate import check
 from receiver.clients.prometheus import PrometheusClient
 from tests.procs import SHIPPED_RULES, Prometheus, free_port
 from tests.prom import Exporter
