@@ -205,11 +205,9 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
 
 
 def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
-    """Record the action in the receiver's audit trail when an ADMIN_TOKEN is at hand.
-
-    Best effort: the silence exists (or ended) whatever the receiver says, so a failure
-    here is a warning, not a failed command.
-    """
+    """Record the action in the receiver's audit trail when an ADMIN_TOKEN is at hand."""
+    # Best effort: the silence exists (or ended) whatever the receiver says, so a failure
+    # here is a warning, not a failed command.
     if not admin_token():
         return
     body = {"action": action, **{k: v for k, v in details.items() if v}}

@@ -204,11 +204,8 @@ def rollback(
 
 
 def wait_for_outcome(rollback_id: str, timeout: float) -> dict[str, Any]:
-    """Poll the record until it leaves running/pending or the timeout passes; the last one read.
-
-    A receiver that is briefly away (a restart) is polled again until the timeout; only
-    when it never answered again is it exit 4.
-    """
+    """Poll the record until it leaves running/pending or the timeout passes; the last one read."""
+    # A receiver briefly away (a restart) is polled again; still away at the end is exit 4.
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     unreachable: str | None = None
