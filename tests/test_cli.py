@@ -463,3 +463,29 @@ def test_help_of_every_command_renders(live: tuple[str, Any]) -> None:
         result = CliRunner().invoke(main, [*path, "--help"])
         assert result.exit_code == 0, result.output
         assert "Usage:" in result.output
+
+
+def test_the_wait_polls_on_through_a_receiver_answering_5xx(
+    monkeypatch: pytest.MonkeyPatch, quick_polls: None
+) -> None:
+    from receiver.cli.operations import wait_for_outcome
+    from tests.procs import Answer, LoopbackServer
+
+    class Restarting(LoopbackServer):
+        """Answers 503 twice (Redis failing over), then the completed record."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.asked = 0
+
+        def answer(self, method: str, path: str, headers: dict[str, str], body: bytes) -> Answer:
+            self.asked += 1
+            if self.asked <= 2:
+                return 503, b'{"error": "state store unreachable"}', {}
+            record = {"id": "rb-x", "state": "completed", "not_effective": False}
+            return 200, json.dumps(record).encode(), {"Content-Type": "application/json"}
+
+    with Restarting() as server:
+        monkeypatch.setenv("RECEIVER_URL", f"http://127.0.0.1:{server.port}")
+        record = wait_for_outcome("rb-x", 5)
+    assert record["state"] == "completed" and server.asked == 3

@@ -205,20 +205,25 @@ def rollback(
 
 def wait_for_outcome(rollback_id: str, timeout: float) -> dict[str, Any]:
     """Poll the record until it leaves running/pending or the timeout passes; the last one read."""
-    # A receiver briefly away (a restart) is polled again; still away at the end is exit 4.
+    # A receiver briefly away or answering 5xx (a restart, Redis failing over) is polled
+    # again; still away at the end is exit 4.
     deadline = time.monotonic() + timeout
     last: dict[str, Any] | None = None
     unreachable: str | None = None
     while True:
+        budget = max(1.0, min(10.0, deadline - time.monotonic()))
         try:
-            response = receiver_request("GET", f"/api/v1/rollbacks/{rollback_id}", timeout=10)
+            response = receiver_request("GET", f"/api/v1/rollbacks/{rollback_id}", timeout=budget)
         except requests.RequestException as exc:
             unreachable = exc.__class__.__name__
         else:
-            unreachable = None
-            last = answer_of(response, (200,))
-            if last["state"] not in WAITING_STATES:
-                return last
+            if response.status_code >= 500:
+                unreachable = f"answered {response.status_code}"
+            else:
+                unreachable = None
+                last = answer_of(response, (200,))
+                if last["state"] not in WAITING_STATES:
+                    return last
         left = deadline - time.monotonic()
         if left <= 0:
             break
