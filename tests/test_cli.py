@@ -446,7 +446,7 @@ def test_every_options_help_states_its_default(where: str, option: Any) -> None:
 
     record = option.get_help_record(click.Context(main))
     assert record is not None, where
-    assert "default" in record[1] or "(required)" in record[1], f"{where}: {record[1]}"
+    assert "default" in record[1] or "[required]" in record[1], f"{where}: {record[1]}"
 
 
 def test_help_of_every_command_renders(live: tuple[str, Any]) -> None:

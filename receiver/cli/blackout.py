@@ -82,10 +82,8 @@ def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
 
 
 @blackout.command()
-@click.option("--duration", required=True, help="how long, e.g. 30m, 2h, 1d (required)")
-@click.option(
-    "--comment", required=True, help="why, shown in Alertmanager and notifications (required)"
-)
+@click.option("--duration", required=True, help="how long, e.g. 30m, 2h, 1d")
+@click.option("--comment", required=True, help="why, shown in Alertmanager and notifications")
 @click.option("--service", default=None, help="only this service (default: every service)")
 @click.option(
     "--created-by", default=None, help="who (default: $USER, else $LOGNAME, else the OS user)"

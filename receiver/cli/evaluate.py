@@ -37,7 +37,7 @@ CANNOT_EVALUATE = ExitCode.UNREACHABLE
     type=click.Choice(SOURCES),
     default="auto",
     show_default=True,
-    help="recording rules, raw PromQL, or the rules when they have the service (auto)",
+    help="recording rules, raw PromQL, or auto: the rules when they have the service",
 )
 @click.option(
     "--json", "as_json", is_flag=True, help="one JSON object on stdout (default: a table)"

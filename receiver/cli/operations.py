@@ -106,12 +106,16 @@ def reject(rollback_id: str, as_json: bool) -> None:
 
 
 @click.command()
-@click.option("--service", required=True, help="the service to roll back (required)")
+@click.option("--service", required=True, help="the service to roll back")
 @click.option(
-    "--gitops-only", is_flag=True, help="only the GitOps revert commit (default: ROLLBACK_MODE)"
+    "--gitops-only",
+    is_flag=True,
+    help="only the GitOps revert commit (default: off, ROLLBACK_MODE decides)",
 )
 @click.option(
-    "--argocd-only", is_flag=True, help="only the Argo CD rollback (default: ROLLBACK_MODE)"
+    "--argocd-only",
+    is_flag=True,
+    help="only the Argo CD rollback (default: off, ROLLBACK_MODE decides)",
 )
 @click.option(
     "--target-commit",
@@ -132,7 +136,9 @@ def reject(rollback_id: str, as_json: bool) -> None:
     help='why, for the record (default: $ROLLBACK_REASON, else "manual rollback")',
 )
 @click.option(
-    "--dry-run", is_flag=True, help="decide and record, change nothing (default: off, or DRY_RUN)"
+    "--dry-run",
+    is_flag=True,
+    help="decide and record, change nothing (default: off; DRY_RUN=true forces it)",
 )
 @click.option(
     "--force",
