@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from receiver.check import BudgetReport, read_budget, tier_of
-from receiver.cli_ops import check
+from receiver.cli.evaluate import check
 from receiver.clients.prometheus import PrometheusClient
 from tests.procs import SHIPPED_RULES, Prometheus, free_port
 from tests.prom import Exporter
@@ -218,3 +221,91 @@ def test_tiers_follow_consumption_alone(consumed: float, tier: str, code: int) -
 def test_the_rules_used_are_the_shipped_ones() -> None:
     assert {p.name for p in SHIPPED_RULES} >= {"slo-input.yml", "slo-budget.yml"}
     assert all(isinstance(p, Path) and p.exists() for p in SHIPPED_RULES)
+
+
+# -- the documented post-deploy watch loop, as CI runs it ---------------------------------------
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "ci-integration.md"
+WATCH_MARKER = "<!-- tests/test_check.py runs this block"
+
+
+def watch_loop() -> str:
+    """The shell block of docs/ci-integration.md that follows the marker comment."""
+    text = DOCS.read_text(encoding="utf-8")
+    after = text[text.index(WATCH_MARKER) :]
+    block = after.split("```sh\n", 1)[1].split("\n```", 1)[0]
+    assert "--service checkout" in block
+    return block
+
+
+def run_watch(
+    tmp_path: Path, prometheus_url: str, service: str, minutes: int
+) -> subprocess.CompletedProcess[str]:
+    """The documented loop under `bash -eo pipefail`, as GitHub Actions runs a step."""
+    script = tmp_path / "watch.sh"
+    script.write_text(watch_loop().replace("--service checkout", f"--service {service}"))
+    bin_dir = str(Path(sys.executable).parent)
+    env = {
+        **os.environ,
+        "PATH": f"{bin_dir}:{os.environ.get('PATH', '/usr/bin:/bin')}",
+        "PROMETHEUS_URL": prometheus_url,
+        "ERROR_BUDGET": str(ERROR_BUDGET),
+        "SLO_WINDOW": "30d",
+        "NAMESPACE": "production",
+        "WATCH_MINUTES": str(minutes),
+        "WATCH_INTERVAL_SECONDS": "0",
+    }
+    return subprocess.run(
+        ["bash", "--noprofile", "--norc", "-eo", "pipefail", str(script)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=90,
+        check=False,
+    )
+
+
+def test_the_documented_watch_loop_is_clean_shell() -> None:
+    result = subprocess.run(
+        ["shellcheck", "--shell=bash", "-"],
+        input=watch_loop(),
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("service", ["calm", "warn"])
+def test_the_watch_loop_under_bash_e_keeps_watching_healthy_and_warning_services(
+    proms: Proms, tmp_path: Path, service: str
+) -> None:
+    result = run_watch(tmp_path, proms.rules.url, service, minutes=2)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.count(f"service    {service}") == 2
+    assert result.stdout.strip().endswith("error budget held for the watch period")
+
+
+@pytest.mark.parametrize(("service", "code"), [("crit", 2), ("emer", 3)])
+def test_the_watch_loop_under_bash_e_fails_the_job_through_its_own_handling_when_burning(
+    proms: Proms, tmp_path: Path, service: str, code: int
+) -> None:
+    result = run_watch(tmp_path, proms.rules.url, service, minutes=3)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.strip().endswith(f"error budget burning after the deploy (exit {code})")
+    assert result.stdout.count(f"service    {service}") == 1
+
+
+def test_the_watch_loop_under_bash_e_retries_exit_4_and_fails_when_it_never_evaluated(
+    tmp_path: Path,
+) -> None:
+    result = run_watch(tmp_path, f"http://127.0.0.1:{free_port()}", "calm", minutes=2)
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.strip().splitlines()
+    assert lines == [
+        "could not evaluate the error budget (exit 4); trying again",
+        "could not evaluate the error budget (exit 4); trying again",
+        "never evaluated the error budget: Prometheus unreachable or no data",
+    ]
+    assert result.stderr.count("Prometheus unreachable") == 2

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from click.testing import CliRunner, Result
 
-from receiver.cli_blackout import blackout
+from receiver.cli.blackout import blackout
 from receiver.clients.alertmanager import AlertmanagerClient, Matcher, blackout_matchers
 from tests.procs import Alertmanager, free_port
 

@@ -366,7 +366,7 @@ def test_monitor_builds_exactly_the_alert_a_real_alertmanager_delivers(
 def monitor_cli(env: dict[str, str], *args: str, **popen: Any) -> subprocess.Popen[bytes]:
     """`monitor` as a real process (it sets up logging and signals, so not in-process)."""
     full = {**os.environ, **BASE_ENV, "LOG_LEVEL": "WARNING", **env}
-    code = "from receiver.cli_ops import monitor; monitor()"
+    code = "from receiver.cli.evaluate import monitor; monitor()"
     return subprocess.Popen([sys.executable, "-c", code, *args], env=full, cwd=ROOT, **popen)
 
 

@@ -9,48 +9,39 @@ errors are "could not evaluate" (4) for both.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sys
 import threading
-from typing import Any, NoReturn
 
 import click
 
 from receiver.check import SOURCES, CannotEvaluate, read_budget, render_table
+from receiver.cli.shared import ExitCode, fail, load_settings
 from receiver.errors import ConfigError
 
-EXIT_CANNOT_EVALUATE = 4
-
-
-def _cannot(message: str) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(EXIT_CANNOT_EVALUATE)
-
-
-def _settings(**overrides: str | None) -> Any:
-    from receiver.config import Settings
-
-    env = dict(os.environ)
-    env.update({k: v for k, v in overrides.items() if v is not None})
-    try:
-        return Settings.from_env(env)
-    except ConfigError as exc:
-        _cannot(f"configuration: {exc.message}")
+CANNOT_EVALUATE = ExitCode.UNREACHABLE
 
 
 @click.command()
-@click.option("--service", default=None, help="default: SERVICE_NAME")
-@click.option("--namespace", default=None, help="default: NAMESPACE")
-@click.option("--prometheus-url", default=None, help="default: PROMETHEUS_URL")
+@click.option("--service", default=None, help="the service (default: $SERVICE_NAME, else app)")
+@click.option(
+    "--namespace", default=None, help="its namespace (default: $NAMESPACE, else production)"
+)
+@click.option(
+    "--prometheus-url",
+    default=None,
+    help="Prometheus base URL (default: $PROMETHEUS_URL, else http://localhost:9090)",
+)
 @click.option(
     "--source",
     type=click.Choice(SOURCES),
     default="auto",
     show_default=True,
-    help="recording rules, raw PromQL, or rules when they have the service (auto)",
+    help="recording rules, raw PromQL, or auto: the rules when they have the service",
 )
-@click.option("--json", "as_json", is_flag=True, help="one JSON object on stdout")
+@click.option(
+    "--json", "as_json", is_flag=True, help="one JSON object on stdout (default: a table)"
+)
 def check(
     service: str | None,
     namespace: str | None,
@@ -61,7 +52,7 @@ def check(
     """Error-budget consumption of a service; the exit code is its tier (a pre-deploy gate)."""
     from receiver.clients.prometheus import PrometheusClient
 
-    settings = _settings(PROMETHEUS_URL=prometheus_url)
+    settings = load_settings(CANNOT_EVALUATE, PROMETHEUS_URL=prometheus_url)
     service = service or settings.service_name
     namespace = namespace or settings.namespace
     client = PrometheusClient(settings.prometheus_url, timeout=10.0)
@@ -84,14 +75,14 @@ def check(
                         "tier": "unknown",
                         "cause": exc.cause,
                         "error": exc.message,
-                        "exit_code": EXIT_CANNOT_EVALUATE,
+                        "exit_code": int(CANNOT_EVALUATE),
                     },
                     sort_keys=True,
                 )
             )
-            sys.exit(EXIT_CANNOT_EVALUATE)
+            sys.exit(CANNOT_EVALUATE)
         cause = {"prometheus_unreachable": "Prometheus unreachable", "no_data": "no data"}
-        _cannot(f"{cause.get(exc.cause, exc.cause)}: {exc.message}")
+        fail(f"{cause.get(exc.cause, exc.cause)}: {exc.message}", CANNOT_EVALUATE)
     finally:
         client.session.close()
     if as_json:
@@ -102,8 +93,17 @@ def check(
 
 
 @click.command()
-@click.option("--once", is_flag=True, help="one evaluation; wait for rollbacks it starts; exit")
-@click.option("--prometheus-url", default=None, help="default: PROMETHEUS_URL")
+@click.option(
+    "--once",
+    is_flag=True,
+    help="one evaluation, wait for the rollbacks it starts, exit "
+    "(default: loop every MONITOR_INTERVAL_SECONDS until SIGTERM)",
+)
+@click.option(
+    "--prometheus-url",
+    default=None,
+    help="Prometheus base URL (default: $PROMETHEUS_URL, else http://localhost:9090)",
+)
 def monitor(once: bool, prometheus_url: str | None) -> None:
     """Evaluate trigger alerts from Prometheus through the same engine and locks as the webhook."""
     from receiver.app import build_engine
@@ -111,17 +111,18 @@ def monitor(once: bool, prometheus_url: str | None) -> None:
     from receiver.logs import setup_logging
     from receiver.monitor import MonitorResult, run_forever, run_once
 
-    settings = _settings(PROMETHEUS_URL=prometheus_url)
+    settings = load_settings(CANNOT_EVALUATE, PROMETHEUS_URL=prometheus_url)
     if settings.embedded_store:
-        _cannot(
+        fail(
             "monitor needs REDIS_URL (or REDIS_SENTINELS): the embedded store is neither "
-            "shared with the webhook nor kept between runs"
+            "shared with the webhook nor kept between runs",
+            CANNOT_EVALUATE,
         )
     setup_logging(settings.log_level, settings.log_file, settings.secret_values)
     try:
         engine = build_engine(settings)
     except ConfigError as exc:
-        _cannot(f"configuration: {exc.message}")
+        fail(f"configuration: {exc.message}", CANNOT_EVALUATE)
     client = PrometheusClient(settings.prometheus_url, timeout=10.0)
 
     def report(result: MonitorResult) -> None:

@@ -3,19 +3,21 @@
 `create`, `list` and `end` talk to Alertmanager (ALERTMANAGER_URL) directly, since it
 holds silences; `windows` prints the next occurrences of BLACKOUT_WINDOWS. Exit codes:
 0 done, 1 refused or failed (the reason printed), 4 Alertmanager could not be reached.
+With an ADMIN_TOKEN at hand, `create` and `end` also record who did it in the
+receiver's audit trail (best effort).
 """
 
 from __future__ import annotations
 
-import getpass
+import logging
 import os
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import NoReturn
+from typing import Any
 
 import click
+import requests
 
 from receiver.blackouts import (
     BlackoutRefused,
@@ -24,29 +26,22 @@ from receiver.blackouts import (
     end_blackout,
     silence_kind,
 )
+from receiver.cli.shared import (
+    ExitCode,
+    acting_person,
+    admin_token,
+    fail,
+    load_settings,
+    receiver_request,
+    receiver_url,
+)
 from receiver.clients.alertmanager import (
     AlertmanagerClient,
     AlertmanagerError,
     AlertmanagerUnavailable,
 )
-from receiver.errors import ConfigError
 
-EXIT_OK, EXIT_FAILED, EXIT_UNREACHABLE = 0, 1, 4
-
-
-def _fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
-    click.echo(f"error: {message}", err=True)
-    sys.exit(code)
-
-
-def _default_actor() -> str:
-    user = os.environ.get("USER")
-    if user:
-        return user
-    try:
-        return getpass.getuser()
-    except (OSError, KeyError):
-        return "unknown"
+DEFAULT_COUNT = 5
 
 
 def _when(value: datetime) -> str:
@@ -58,14 +53,14 @@ def _alertmanager(ctx: click.Context) -> Iterator[AlertmanagerClient]:
     """A client for the group's Alertmanager URL; errors become one line and an exit code."""
     url = ctx.obj
     if not url:
-        _fail("ALERTMANAGER_URL is not set (or pass --alertmanager-url)")
+        fail("ALERTMANAGER_URL is not set (or pass --alertmanager-url)")
     client = AlertmanagerClient(url, timeout=5.0)
     try:
         yield client
     except AlertmanagerUnavailable as exc:
-        _fail(str(exc), EXIT_UNREACHABLE)
+        fail(str(exc), ExitCode.UNREACHABLE)
     except AlertmanagerError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     finally:
         client.close()
 
@@ -75,7 +70,7 @@ def _alertmanager(ctx: click.Context) -> Iterator[AlertmanagerClient]:
     "--alertmanager-url",
     envvar="ALERTMANAGER_URL",
     default=None,
-    help="Alertmanager base URL (env ALERTMANAGER_URL)",
+    help="Alertmanager base URL (default: $ALERTMANAGER_URL)",
 )
 @click.pass_context
 def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
@@ -85,20 +80,22 @@ def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
 
 @blackout.command()
 @click.option("--duration", required=True, help="how long, e.g. 30m, 2h, 1d")
-@click.option("--comment", required=True, help="why (shown in Alertmanager and notifications)")
+@click.option("--comment", required=True, help="why, shown in Alertmanager and notifications")
 @click.option("--service", default=None, help="only this service (default: every service)")
-@click.option("--created-by", default=None, help="who (default $USER)")
+@click.option(
+    "--created-by", default=None, help="who (default: $USER, else $LOGNAME, else the OS user)"
+)
 @click.pass_context
 def create(
     ctx: click.Context, duration: str, comment: str, service: str | None, created_by: str | None
 ) -> None:
     """Create a silence over every trigger alert (or one service's) for a while."""
-    actor = created_by or _default_actor()
+    actor = created_by or acting_person()
     with _alertmanager(ctx) as client:
         try:
             made = create_blackout(client, duration, comment, service, actor)
         except BlackoutRefused as exc:
-            _fail(str(exc))
+            fail(str(exc))
     silence_id, until, matchers = made.silence_id, made.until, made.matchers
     scope = f"service {service}" if service else "every service"
     click.echo(
@@ -126,7 +123,10 @@ def create(
 
 @blackout.command(name="list")
 @click.option(
-    "--all", "show_all", is_flag=True, help="every active silence, not only blackouts and freezes"
+    "--all",
+    "show_all",
+    is_flag=True,
+    help="every active silence (default: only blackouts and freezes)",
 )
 @click.pass_context
 def list_(ctx: click.Context, show_all: bool) -> None:
@@ -147,16 +147,21 @@ def list_(ctx: click.Context, show_all: bool) -> None:
 
 @blackout.command()
 @click.argument("silence_id")
-@click.option("--by", "actor", default=None, help="who ends it (default $USER), for the record")
+@click.option(
+    "--by",
+    "actor",
+    default=None,
+    help="who ends it, for the record (default: $USER, else $LOGNAME, else the OS user)",
+)
 @click.pass_context
 def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
     """Expire a blackout (an Alertmanager silence) now."""
-    who = actor or _default_actor()
+    who = actor or acting_person()
     with _alertmanager(ctx) as client:
         try:
             silence = end_blackout(client, silence_id)
         except BlackoutRefused as exc:
-            _fail(str(exc))
+            fail(str(exc))
     click.echo(
         f"ended blackout {silence_id} ({silence.comment}) by {who} at {_when(datetime.now(UTC))}"
     )
@@ -171,16 +176,10 @@ def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
 
 
 def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
-    """Record the action in the receiver's audit trail when an ADMIN_TOKEN is at hand.
-
-    Best effort: the silence exists (or ended) whatever the receiver says, so a failure
-    here is a warning, not a failed command.
-    """
-    import requests
-
-    from receiver.cli import _admin_token, receiver_request, receiver_url
-
-    if not _admin_token():
+    """Record the action in the receiver's audit trail when an ADMIN_TOKEN is at hand."""
+    # Best effort: the silence exists (or ended) whatever the receiver says, so a failure
+    # here is a warning, not a failed command.
+    if not admin_token():
         return
     body = {"action": action, **{k: v for k, v in details.items() if v}}
     try:
@@ -201,8 +200,6 @@ def _tell_receiver(action: str, actor: str, **details: str | None) -> None:
 
 def _audit(message: str, **fields: object) -> None:
     """One JSON audit line on stderr (and LOG_FILE): who changed a blackout, and when."""
-    import logging
-
     from receiver.logs import setup_logging
 
     setup_logging(os.environ.get("LOG_LEVEL", "INFO").upper(), os.environ.get("LOG_FILE"))
@@ -212,21 +209,17 @@ def _audit(message: str, **fields: object) -> None:
 @blackout.command()
 @click.option(
     "--count",
-    default=5,
-    show_default=True,
+    default=DEFAULT_COUNT,
     type=click.IntRange(1, 100),
-    help="how many occurrences",
+    help=f"how many occurrences (default: {DEFAULT_COUNT})",
 )
 def windows(count: int) -> None:
     """Print the next occurrences of the recurring BLACKOUT_WINDOWS."""
-    from receiver.config import Settings
     from receiver.decide.blackout import active_window, next_occurrences, parse_windows
 
-    try:
-        settings = Settings.from_env()
-    except ConfigError as exc:
-        _fail(f"configuration: {exc.message}")
-    parsed = parse_windows(settings.blackout_windows)
+    configured: Any = load_settings().blackout_windows
+    # Settings holds the text today; the config redesign parses it once into windows.
+    parsed = parse_windows(configured) if isinstance(configured, str) else tuple(configured)
     if not parsed:
         click.echo("no recurring blackout windows (BLACKOUT_WINDOWS is empty or none)")
         return
