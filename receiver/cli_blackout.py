@@ -246,13 +246,13 @@ def _audit(message: str, **fields: object) -> None:
 def windows(count: int) -> None:
     """Print the next occurrences of the recurring BLACKOUT_WINDOWS."""
     from receiver.config import Settings
-    from receiver.decide.blackout import active_window, next_occurrences, parse_windows
+    from receiver.decide.blackout import active_window, next_occurrences
 
     try:
         settings = Settings.from_env()
     except ConfigError as exc:
         _fail(f"configuration: {exc.message}")
-    parsed = parse_windows(settings.blackout_windows)
+    parsed = settings.blackout_windows
     if not parsed:
         click.echo("no recurring blackout windows (BLACKOUT_WINDOWS is empty or none)")
         return

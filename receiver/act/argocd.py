@@ -40,8 +40,8 @@ from tenacity import (
 )
 
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
-from receiver.config import Secret
 from receiver.errors import ActionError
+from receiver.secrets import Secret
 
 STAGE = "argocd"
 INSPECT_TIMEOUT_SECONDS = 3.0

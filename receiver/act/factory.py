@@ -18,7 +18,8 @@ from receiver.act.argocd import ArgoCDClient, ArgoCDRollback, ArgoCDSync, ArgoCD
 from receiver.act.base import RollbackAction
 from receiver.act.gitops_git import GitRevert
 from receiver.act.gitops_github import GitHubRevert
-from receiver.config import GitOpsTarget, ServiceTarget, Settings, is_github_slug
+from receiver.config import Settings, is_github_slug
+from receiver.decide.targets import GitOpsTarget, ServiceTarget
 
 MODES = ("gitops", "argocd", "both")
 _GITHUB_URL = re.compile(r"^https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")

@@ -37,8 +37,9 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
-from receiver.config import Secret
+from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
+from receiver.secrets import Secret
 
 STAGE = "gitops"
 INSPECT_TIMEOUT_SECONDS = 3.0
@@ -104,7 +105,7 @@ class GitRevert(RollbackAction):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.url = url
-        self.path = path.strip("/")
+        self.path = normalize_path(path)
         self.branch = branch
         self.token = token
         self.pull_request = pull_request

@@ -42,8 +42,9 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
-from receiver.config import Secret
+from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
+from receiver.secrets import Secret
 
 T = TypeVar("T")
 
@@ -134,7 +135,7 @@ class GitHubRevert(RollbackAction):
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.repo_name = repo
-        self.path = path.strip("/")
+        self.path = normalize_path(path)
         self.branch = branch
         self.token = token
         self.api_url = api_url.rstrip("/")

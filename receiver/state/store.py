@@ -44,6 +44,8 @@ def client_options() -> dict[str, Any]:
 def connect(settings: Settings) -> redis.Redis:
     """A client for REDIS_URL, through Sentinel when REDIS_SENTINELS is set, else embedded."""
     options = client_options()
+    if settings.redis_password:
+        options["password"] = settings.redis_password.get()
     if settings.redis_sentinels:
         from redis.sentinel import Sentinel
 
