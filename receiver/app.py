@@ -139,10 +139,12 @@ def create_app(
     metrics.precreate(settings.services)
 
     from receiver.http.api import bp as api_bp
+    from receiver.http.redaction import redact_answers
     from receiver.http.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
+    redact_answers(app, settings.redactor())
 
     @app.errorhandler(ReceiverError)
     def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:

@@ -26,6 +26,7 @@ from receiver.decide.targets import (
     redact_userinfo,
 )
 from receiver.errors import ConfigError
+from receiver.redaction import Redactor
 from receiver.secrets import SECRET_NAMES, load_admin_tokens, load_secrets
 from receiver.secrets import Secret as Secret
 
@@ -241,7 +242,12 @@ class Settings:
         """Every configured secret value (the registry's and ADMIN_TOKENS_FILE's), for redaction."""
         values = [getattr(self, name.lower()).get() for name in SECRET_NAMES]
         values += [token for _, token in self.admin_tokens]
+        values += [_url_password(url) for url in (self.redis_url, self.gitops_repo)]
         return [v for v in values if v]
+
+    def redactor(self) -> Redactor:
+        """The one redaction step, fed by this configuration's secrets (re-read per use)."""
+        return Redactor(self.secret_values)
 
 
 class _Env:
@@ -316,8 +322,14 @@ class _Env:
     def url(self, name: str) -> Any:
         value = self.text(name)
         if value is not None and not re.match(r"^https?://[^\s/]+", value):
-            raise ConfigError(f"{name}: {value!r} is not an http(s) URL")
+            raise ConfigError(f"{name}: {redact_userinfo(value)!r} is not an http(s) URL")
         return value.rstrip("/") if value else value
+
+
+def _url_password(url: str | None) -> str | None:
+    """The password in a URL's userinfo (`scheme://user:password@host`), if any."""
+    match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*?:(?P<password>[^/@]+)@", url or "", re.I)
+    return match.group("password") if match else None
 
 
 def _check_pairs(settings: Settings) -> None:
