@@ -15,6 +15,7 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 from receiver.decide.blackout import BlackoutWindow, parse_windows
 from receiver.decide.targets import GitOpsTarget as GitOpsTarget
@@ -242,7 +243,7 @@ class Settings:
         """Every configured secret value (the registry's and ADMIN_TOKENS_FILE's), for redaction."""
         values = [getattr(self, name.lower()).get() for name in SECRET_NAMES]
         values += [token for _, token in self.admin_tokens]
-        values += [_url_password(url) for url in (self.redis_url, self.gitops_repo)]
+        values += [p for url in (self.redis_url, self.gitops_repo) for p in _url_passwords(url)]
         return [v for v in values if v]
 
     def redactor(self) -> Redactor:
@@ -326,10 +327,12 @@ class _Env:
         return value.rstrip("/") if value else value
 
 
-def _url_password(url: str | None) -> str | None:
-    """The password in a URL's userinfo (`scheme://user:password@host`), if any."""
+def _url_passwords(url: str | None) -> list[str]:
+    """The password in a URL's userinfo (`scheme://user:password@host`), as written and decoded."""
     match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*?:(?P<password>[^/@]+)@", url or "", re.I)
-    return match.group("password") if match else None
+    if match is None:
+        return []
+    return [match.group("password"), unquote(match.group("password"))]
 
 
 def _check_pairs(settings: Settings) -> None:

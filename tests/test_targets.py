@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+from typing import Any
 
 import pytest
 
@@ -17,6 +18,7 @@ from receiver.decide.targets import (
     path_is_within,
     resolve_target,
 )
+from tests.support import alert, payload
 
 API = ServiceTarget(
     "api",
@@ -178,3 +180,18 @@ def test_a_regex_may_match_a_missing_label_as_empty() -> None:
     matcher = LabelMatcher("team", "~|ops", pattern=re.compile("|ops"))
     assert matcher.matches({}) and matcher.matches({"team": "ops"})
     assert not matcher.matches({"team": "dev"})
+
+
+def test_an_alert_pointing_at_a_sibling_folder_is_skipped_no_target_with_the_reason(
+    client: Any, admin: dict[str, str]
+) -> None:
+    answer = client.post("/webhook", json=payload(alert(gitops_path="k8s/billing")))
+    assert answer.status_code == 200
+    (entry,) = answer.get_json()["alerts"]
+    assert (entry["decision"], entry["reason"]) == ("skipped", "no_target")
+    explained = client.post(
+        "/api/v1/explain", json=payload(alert(gitops_path="k8s/api/../billing")), headers=admin
+    ).get_json()
+    check = next(c for c in explained["alerts"][0]["checks"] if c["check"] == "no_target")
+    assert check["passed"] is False
+    assert "gitops_path='k8s/api/../billing' refused for api" in check["detail"]
