@@ -27,6 +27,11 @@ _SLACK_HOOK = re.compile(r"https://hooks\.slack\.com/[^\s\"'<>\\]+")
 T = TypeVar("T")
 
 
+def redact_userinfo(text: str) -> str:
+    """`text` with the `user:password@` part of every URL in it replaced by [REDACTED]."""
+    return _URL_USERINFO.sub(lambda m: m.group("scheme") + REDACTED + "@", text)
+
+
 def written_forms(value: str) -> set[str]:
     """The ways `value` can appear in emitted text: raw, JSON-escaped, percent-encoded."""
     forms = {
@@ -62,7 +67,7 @@ class Redactor:
         pattern = self._secret_pattern()
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        text = _URL_USERINFO.sub(lambda m: m.group("scheme") + REDACTED + "@", text)
+        text = redact_userinfo(text)
         text = _SLACK_HOOK.sub(REDACTED, text)
         return _AUTH_HEADER.sub(lambda m: m.group("scheme") + " " + REDACTED, text)
 

@@ -309,3 +309,18 @@ def test_every_registered_secret_loads_from_its_file_and_is_offered_for_redactio
 
 def test_each_default_is_written_once_on_the_settings_field() -> None:
     assert Settings.from_env({}) == Settings()
+
+
+@pytest.mark.parametrize(
+    "env, name",
+    [
+        ({"PROMETHEUS_URL": "ftp://bot:hunter2-secret@prom"}, "PROMETHEUS_URL"),
+        ({"ARGOCD_SERVER": "https://bot:hunter2-secret@argocd/x y"}, "ARGOCD_SERVER"),
+        ({"GITOPS_REPO": "svn://bot:hunter2-secret@host/repo"}, "GITOPS_REPO"),
+        ({"GITOPS_TOKEN": "hunter2-secret", "SERVICE_NAME": "x", "PORT": "hunter2-secret"}, "PORT"),
+    ],
+)
+def test_a_start_up_error_never_echoes_a_secret(env: dict[str, str], name: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        Settings.from_env(env)
+    assert info.value.message.startswith(name) and "hunter2-secret" not in info.value.message

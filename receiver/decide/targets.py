@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from receiver.errors import ConfigError
+from receiver.redaction import redact_userinfo
 
 log = logging.getLogger("receiver.targets")
 
@@ -24,7 +25,6 @@ TIERS = ("critical", "emergency")
 # How much of a refused label value a log line or check detail shows.
 SHOWN_VALUE_CHARS = 80
 _LABEL_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
-_URL_USERINFO = re.compile(r"^(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@]*@", re.I)
 
 
 @dataclass(frozen=True)
@@ -104,11 +104,6 @@ class RollbackConfig:
 
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
     triggers: tuple[TriggerRule, ...] = ()
-
-
-def redact_userinfo(url: str) -> str:
-    """A repo URL without its `user:password@` part (owner/name and paths unchanged)."""
-    return _URL_USERINFO.sub(lambda m: m.group("scheme") + "[REDACTED]@", url)
 
 
 def normalize_path(text: str) -> str:
