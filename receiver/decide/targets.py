@@ -107,12 +107,10 @@ class RollbackConfig:
 
 
 def normalize_path(text: str) -> str:
-    """The repository folder `text` names, as `a/b`; ValueError for the root, `..` or absolute.
-
-    One normalisation for both GitOps providers and for the override bounds: repeated and
-    trailing slashes and `.` segments go; a leading `/`, any `..` segment, a NUL or a
-    backslash, or a path that names the whole repository is refused.
-    """
+    """The repository folder `text` names, as `a/b`; ValueError for the root, `..` or absolute."""
+    # One normalisation for both GitOps providers and the override bounds: repeated and
+    # trailing slashes and `.` segments go; `..` is refused rather than resolved, so no
+    # label can climb out of a folder and back into another.
     if "\x00" in text or "\\" in text:
         raise ValueError("a NUL or backslash is not allowed in a path")
     if text.startswith("/"):
