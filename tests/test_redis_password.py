@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,4 +44,34 @@ def test_without_redis_password_the_protected_redis_refuses_the_client(
     client = connect(Settings.from_env({"REDIS_URL": protected_redis.redis_url}))
     with pytest.raises(redis.AuthenticationError):
         client.ping()
+    client.close()
+
+
+def test_a_rotated_redis_password_file_is_used_for_the_next_connection(
+    protected_redis: RedisServer, tmp_path: Path
+) -> None:
+    secret = tmp_path / "redis-password"
+    secret.write_text(PASSWORD, encoding="utf-8")
+    env = {"REDIS_URL": protected_redis.redis_url, "REDIS_PASSWORD_FILE": str(secret)}
+    client = connect(Settings.from_env(env))
+    assert client.ping() is True
+    client.config_set("requirepass", "rotated-password-2")
+    secret.write_text("rotated-password-2", encoding="utf-8")
+    os.utime(secret, (time.time() + 5, time.time() + 5))
+    client.connection_pool.disconnect()  # a new connection must log in with the new password
+    assert client.ping() is True
+    client.close()
+
+
+def test_a_username_in_redis_url_logs_in_as_that_acl_user_with_redis_password(
+    protected_redis: RedisServer,
+) -> None:
+    admin = redis.Redis(port=protected_redis.port, password=PASSWORD)
+    admin.acl_setuser(
+        "ops", enabled=True, passwords=["+ops-password-3"], keys="*", commands=["+@all"]
+    )
+    admin.close()
+    url = protected_redis.redis_url.replace("redis://", "redis://ops@")
+    client = connect(Settings.from_env({"REDIS_URL": url, "REDIS_PASSWORD": "ops-password-3"}))
+    assert client.ping() is True and client.acl_whoami() == "ops"
     client.close()
