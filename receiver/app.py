@@ -140,11 +140,13 @@ def create_app(
 
     from receiver.console import bp as console_bp
     from receiver.http.api import bp as api_bp
+    from receiver.http.redaction import redact_answers
     from receiver.http.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
+    redact_answers(app, settings.redactor())
 
     @app.errorhandler(ReceiverError)
     def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:

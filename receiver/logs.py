@@ -1,36 +1,17 @@
-"""JSON-lines logging on stderr (and LOG_FILE), with every configured secret redacted."""
+"""JSON-lines logging on stderr (and LOG_FILE), every line through the one redaction step."""
 
 from __future__ import annotations
 
 import json
 import logging
-import re
 import sys
 import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from receiver.redaction import Redactor
+
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
-# Secrets we may not know the value of: credentials in URLs and bearer headers.
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s:]+(:[^/@\s]*)?@", re.I)
-_BEARER = re.compile(r"(?i)(bearer|token|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
-_SLACK_HOOK = re.compile(r"https://hooks\.slack\.com/\S+")
-REDACTED = "[REDACTED]"
-
-
-class Redactor:
-    """Replaces every known secret value and credential-looking text with [REDACTED]."""
-
-    def __init__(self, secrets: Callable[[], Iterable[str]] = lambda: ()) -> None:
-        self._secrets = secrets
-
-    def __call__(self, text: str) -> str:
-        for value in sorted(set(self._secrets()), key=len, reverse=True):
-            if value and len(value) >= 4:
-                text = text.replace(value, REDACTED)
-        text = _URL_CREDENTIALS.sub(lambda m: m.group("scheme") + REDACTED + "@", text)
-        text = _SLACK_HOOK.sub(REDACTED, text)
-        return _BEARER.sub(lambda m: m.group(1) + " " + REDACTED, text)
 
 
 class JsonFormatter(logging.Formatter):
@@ -54,7 +35,9 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info and record.exc_info[0] is not None:
             entry["error_type"] = record.exc_info[0].__name__
             entry["error"] = str(record.exc_info[1])
-        return self.redact(json.dumps(entry, default=str, sort_keys=False))
+        # Raw values first (a secret as written), then the line (what `default=str` made).
+        line = json.dumps(self.redact.obj(entry), default=str, sort_keys=False)
+        return self.redact(line)
 
 
 def setup_logging(

@@ -19,7 +19,7 @@ from typing import Any
 from receiver import metrics
 from receiver.act.base import RollbackAction, RollbackJob
 from receiver.act.dispatch import Dispatcher, Stabilizer, event_for
-from receiver.config import ServiceTarget, Settings
+from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import (
     IGNORED,
@@ -34,9 +34,10 @@ from receiver.decide.policy import (
     decide,
     explain,
     holds_only,
-    resolve_target,
+    target_resolution,
     with_fact,
 )
+from receiver.decide.targets import ServiceTarget
 from receiver.errors import ActionError, Conflict, NotFound, StoreUnavailable
 from receiver.intake.payload import Alert
 from receiver.state.history import RollbackRecord, iso, new_id
@@ -160,9 +161,11 @@ class Engine:
         the record is still pending (one approval wins).
         """
         settings = _without_approval(self.settings) if approving else self.settings
+        resolution = target_resolution(trigger, settings)
         facts = Facts(
             now=datetime.now(UTC),
-            target=resolve_target(trigger, settings),
+            target=resolution.target,
+            target_error=resolution.reason,
             manual=manual is not None,
             force=bool(manual and manual.force),
             dry_run=bool(manual and manual.dry_run),
@@ -702,7 +705,7 @@ class Engine:
     # -- reads for the API ---------------------------------------------------------------
 
     def status(self, service: str) -> dict[str, Any]:
-        from receiver.decide.blackout import active_window, next_occurrences, parse_windows
+        from receiver.decide.blackout import active_window, next_occurrences
 
         now = datetime.now(UTC)
         counts = self.store.window_counts(service)
@@ -710,7 +713,7 @@ class Engine:
         cooldown_left = 0.0
         if last is not None:
             cooldown_left = max(0.0, last + self.settings.cooldown_minutes * 60 - time.time())
-        windows = parse_windows(self.settings.blackout_windows)
+        windows = self.settings.blackout_windows
         active = active_window(windows, now)
         upcoming = next_occurrences(windows, now, 1)
         records = self.store.list_records(service, 1)

@@ -244,9 +244,11 @@ def test_every_check_is_reported_in_order_for_explain() -> None:
     assert [c.passed for c in d.checks][-1] is False
 
 
-def test_alert_labels_override_the_argocd_app_and_gitops_path() -> None:
+def test_alert_labels_override_the_gitops_path_within_the_services_folder() -> None:
     s = settings(ARGOCD_APP_NAME="api-prod")
-    t = classify(parse_alert(alert(argocd_app="api-canary", gitops_path="k8s/canary"), 0), s)
+    t = classify(parse_alert(alert(argocd_app="api-prod", gitops_path="k8s/api/canary/"), 0), s)
     target = resolve_target(t, s)
     assert target is not None and target.gitops is not None
-    assert (target.argocd_app, target.gitops.path) == ("api-canary", "k8s/canary")
+    assert (target.argocd_app, target.gitops.path) == ("api-prod", "k8s/api/canary")
+    sibling = classify(parse_alert(alert(gitops_path="k8s/billing"), 0), s)
+    assert resolve_target(sibling, s) is None

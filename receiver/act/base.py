@@ -31,8 +31,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
-from receiver.config import ServiceTarget
 from receiver.decide.facts import TargetFacts
+from receiver.decide.targets import ServiceTarget
 
 __all__ = ["ActionContext", "RollbackAction", "RollbackJob", "TargetFacts"]
 

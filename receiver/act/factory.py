@@ -20,7 +20,8 @@ from receiver.act.gitops_common import GitOpsOptions
 from receiver.act.gitops_git import GitRevert
 from receiver.act.gitops_github import GitHubRevert
 from receiver.clients.argocd import ArgoCDClient
-from receiver.config import GitOpsTarget, ServiceTarget, Settings, is_github_slug
+from receiver.config import Settings, is_github_slug
+from receiver.decide.targets import GitOpsTarget, ServiceTarget
 
 MODES = ("gitops", "argocd", "both")
 _GITHUB_URL = re.compile(r"^https://github\.com/([\w.-]+)/([\w.-]+?)(?:\.git)?/?$")

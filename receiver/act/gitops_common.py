@@ -22,8 +22,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from receiver.act.base import RollbackJob, TargetFacts
-from receiver.config import Secret
 from receiver.errors import ActionError
+from receiver.secrets import Secret
 
 TRAILER_ID = "Rollback-Id"
 TRAILER_OF = "Rollback-Of"

@@ -37,6 +37,7 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
+from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
 
 STAGE = "gitops"
@@ -95,7 +96,7 @@ class GitRevert(RollbackAction):
     ) -> None:
         url = options.repo
         self.url = url
-        self.path = options.path.strip("/")
+        self.path = normalize_path(options.path)
         self.branch = options.branch
         self.token = options.token
         self.pull_request = options.pull_request

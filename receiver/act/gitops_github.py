@@ -43,6 +43,7 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
+from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
 
 T = TypeVar("T")
@@ -125,7 +126,7 @@ class GitHubRevert(RollbackAction):
         execute_timeout: int = EXECUTE_TIMEOUT_SECONDS,
     ) -> None:
         self.repo_name = options.repo
-        self.path = options.path.strip("/")
+        self.path = normalize_path(options.path)
         self.branch = options.branch
         self.token = options.token
         self.api_url = api_url.rstrip("/")

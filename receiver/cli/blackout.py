@@ -14,7 +14,6 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import click
 import requests
@@ -215,11 +214,9 @@ def _audit(message: str, **fields: object) -> None:
 )
 def windows(count: int) -> None:
     """Print the next occurrences of the recurring BLACKOUT_WINDOWS."""
-    from receiver.decide.blackout import active_window, next_occurrences, parse_windows
+    from receiver.decide.blackout import active_window, next_occurrences
 
-    configured: Any = load_settings().blackout_windows
-    # Settings holds the text today; the config redesign parses it once into windows.
-    parsed = parse_windows(configured) if isinstance(configured, str) else tuple(configured)
+    parsed = load_settings().blackout_windows
     if not parsed:
         click.echo("no recurring blackout windows (BLACKOUT_WINDOWS is empty or none)")
         return

@@ -22,7 +22,7 @@ import requests
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from receiver.clients.argocd_app import AppShapeError, AppState
-from receiver.config import Secret
+from receiver.secrets import Secret
 
 REQUEST_TIMEOUT_SECONDS = 15.0
 ATTEMPTS = 4

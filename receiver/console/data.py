@@ -38,7 +38,9 @@ def settings() -> Settings:
 
 def admin_actor(token: str) -> str | None:
     """The actor of a valid admin token (ADMIN_TOKEN or ADMIN_TOKENS_FILE), else None."""
-    return settings().admin_actor(token)
+    from receiver.http.auth import token_actor
+
+    return token_actor(token, settings())
 
 
 def admin_tokens() -> list[tuple[str, str]]:
@@ -278,9 +280,9 @@ def end_blackout(silence_id: str, actor: str) -> None:
 
 def recurring_windows(count: int = 5) -> dict[str, Any]:
     """BLACKOUT_WINDOWS: each window, the active one and the next occurrences."""
-    from receiver.decide.blackout import active_window, next_occurrences, parse_windows
+    from receiver.decide.blackout import active_window, next_occurrences
 
-    windows = parse_windows(settings().blackout_windows)
+    windows = settings().blackout_windows
     now = datetime.now(UTC)
     active = active_window(windows, now)
     return {

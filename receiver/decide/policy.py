@@ -13,9 +13,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
 
-from receiver.config import ServiceTarget, Settings
-from receiver.decide.blackout import BlackoutWindow, active_window, parse_windows
+from receiver.config import Settings
+from receiver.decide import targets
+from receiver.decide.blackout import active_window
 from receiver.decide.facts import TargetFacts
+from receiver.decide.targets import ServiceTarget, TargetResolution
 from receiver.intake.payload import Alert
 
 TRIGGER_ALERTNAMES = {
@@ -71,12 +73,13 @@ def classify(alert: Alert, settings: Settings) -> Trigger:
 
 
 def resolve_target(trigger: Trigger, settings: Settings) -> ServiceTarget | None:
-    """The service's configured target with the alert's `argocd_app`/`gitops_path` overrides."""
-    target = settings.target_for(trigger.service)
-    if target is None:
-        return None
-    labels = trigger.alert.labels
-    return target.with_overrides(labels.get("argocd_app"), labels.get("gitops_path"))
+    """The service's target with the alert's bounded overrides; None says `target_reason`."""
+    return target_resolution(trigger, settings).target
+
+
+def target_resolution(trigger: Trigger, settings: Settings) -> TargetResolution:
+    """The service's target with the alert's bounded overrides, or None and the reason."""
+    return targets.resolve_target(settings.services, trigger.service, trigger.alert.labels)
 
 
 @dataclass(frozen=True)
@@ -158,21 +161,11 @@ def _tier_disabled(t: Trigger, f: Facts, s: Settings) -> Check:
 
 def _no_target(t: Trigger, f: Facts, s: Settings) -> Check:
     if f.target is None:
-        return Check(
-            "no_target", False, f"no GitOps repo or Argo CD app configured for {t.service}"
-        )
+        detail = f.target_error or f"no GitOps repo or Argo CD app configured for {t.service}"
+        return Check("no_target", False, detail)
     if f.target_error is not None:
         return Check("no_target", False, f.target_error)
-    return Check("no_target", True, _describe_target(f.target))
-
-
-def _describe_target(target: ServiceTarget) -> str:
-    parts = []
-    if target.gitops:
-        parts.append(f"git {target.gitops.repo}:{target.gitops.branch}/{target.gitops.path}")
-    if target.argocd_app:
-        parts.append(f"argocd app {target.argocd_app}")
-    return ", ".join(parts)
+    return Check("no_target", True, f.target.describe())
 
 
 def _duplicate(t: Trigger, f: Facts, s: Settings) -> Check:
@@ -184,23 +177,10 @@ def _duplicate(t: Trigger, f: Facts, s: Settings) -> Check:
 def _blackout(t: Trigger, f: Facts, s: Settings) -> Check:
     if f.manual:
         return Check("blackout", True, "manual rollback")
-    window = _active(s.blackout_windows, f.now)
+    window = active_window(s.blackout_windows, f.now)
     if window is not None:
         return Check("blackout", False, f"inside blackout window {window.describe()}")
     return Check("blackout", True, "outside blackout windows")
-
-
-def _active(spec: str, now: datetime) -> BlackoutWindow | None:
-    return active_window(_windows(spec), now)
-
-
-_WINDOW_CACHE: dict[str, tuple[BlackoutWindow, ...]] = {}
-
-
-def _windows(spec: str) -> tuple[BlackoutWindow, ...]:
-    if spec not in _WINDOW_CACHE:
-        _WINDOW_CACHE[spec] = parse_windows(spec)
-    return _WINDOW_CACHE[spec]
 
 
 def _silenced(t: Trigger, f: Facts, s: Settings) -> Check:
@@ -349,5 +329,6 @@ __all__ = [
     "explain",
     "holds_only",
     "resolve_target",
+    "target_resolution",
     "with_fact",
 ]

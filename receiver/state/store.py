@@ -8,15 +8,19 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
+from urllib.parse import unquote
 
 import redis
+from redis.credentials import CredentialProvider
 
 from receiver.config import Settings
 from receiver.errors import StoreUnavailable
+from receiver.secrets import Secret
 from receiver.state.history import FINAL_STATES, RollbackRecord
 from receiver.state.reservation import ReserveResult, Scripts, decode
 
@@ -41,9 +45,33 @@ def client_options() -> dict[str, Any]:
     }
 
 
+class SecretCredentials(CredentialProvider):
+    """REDIS_PASSWORD, read for each new connection so a rotated REDIS_PASSWORD_FILE applies."""
+
+    def __init__(self, secret: Secret, username: str | None = None) -> None:
+        self.secret = secret
+        self.username = username
+
+    def get_credentials(self) -> tuple[str] | tuple[str, str]:
+        password = self.secret.get() or ""
+        return (self.username, password) if self.username else (password,)
+
+
+def _without_username(url: str | None) -> tuple[str | None, str | None]:
+    """REDIS_URL without its `user@` (given to the credentials instead), and that user."""
+    match = re.match(r"^(?P<scheme>[a-z]+://)(?P<user>[^:@/]*)@(?P<rest>.*)$", url or "")
+    if match is None:
+        return url, None
+    return match.group("scheme") + match.group("rest"), unquote(match.group("user")) or None
+
+
 def connect(settings: Settings) -> redis.Redis:
     """A client for REDIS_URL, through Sentinel when REDIS_SENTINELS is set, else embedded."""
     options = client_options()
+    url = settings.redis_url
+    if settings.redis_password:
+        url, username = _without_username(url)
+        options["credential_provider"] = SecretCredentials(settings.redis_password, username)
     if settings.redis_sentinels:
         from redis.sentinel import Sentinel
 
@@ -58,8 +86,8 @@ def connect(settings: Settings) -> redis.Redis:
             settings.redis_sentinel_master, **options
         )
         return master  # type: ignore[no-any-return]
-    if settings.redis_url:
-        return redis.Redis.from_url(settings.redis_url, **options)
+    if url:
+        return redis.Redis.from_url(url, **options)
     import fakeredis
 
     return fakeredis.FakeRedis(decode_responses=True)

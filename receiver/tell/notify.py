@@ -17,6 +17,7 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import TYPE_CHECKING
 
 from receiver import metrics
+from receiver.redaction import Redactor
 from receiver.tell import base
 
 if TYPE_CHECKING:
@@ -37,8 +38,10 @@ class Notifications:
         once_ttl_seconds: int = 86400,
         max_workers: int = 4,
         max_queued: int = 200,
+        redact: Redactor | None = None,
     ) -> None:
         self.notifiers = list(notifiers)
+        self.redact = redact or Redactor()
         self.once = once
         self.once_ttl_seconds = once_ttl_seconds
         self.max_queued = max_queued
@@ -53,7 +56,7 @@ class Notifications:
         cls, settings: Settings, once: Callable[[str, int], bool] | None = None
     ) -> Notifications:
         """The configured channels, whose retry waits end early when `close` gives up."""
-        notifications = cls([], once=once)
+        notifications = cls([], once=once, redact=settings.redactor())
         notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep)
         return notifications
 
@@ -64,6 +67,7 @@ class Notifications:
     def notify(self, event: base.Event) -> None:
         """Queue the event for every channel that wants it; never raises, never blocks long."""
         try:
+            event = self.redact.obj(event)  # what a channel sends is built from this event
             targets = [n for n in self.notifiers if n.wants(event)]
             if not targets or not self._first_time(event):
                 return
