@@ -24,10 +24,12 @@ from typing import Any
 import yaml
 
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
-from receiver.decide.policy import ROLLBACK, TIERS, TRIGGER_ALERTNAMES, classify
+from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, classify
+from receiver.decide.vocabulary import Decision
 from receiver.errors import ReceiverError
 from receiver.intake.payload import ZERO_TIME, Alert
 from receiver.pipeline import Engine
+from receiver.sweeper import sweep_once
 
 log = logging.getLogger("receiver.monitor")
 
@@ -118,7 +120,7 @@ class TriggerOutcome:
 
     @property
     def started(self) -> bool:
-        return self.decision == ROLLBACK and self.rollback_id is not None
+        return self.decision == Decision.ROLLBACK and self.rollback_id is not None
 
     @property
     def failed(self) -> bool:
@@ -195,7 +197,7 @@ def run_once(
     With `wait`, rollbacks started here run to their end before it returns (`--once`).
     """
     try:
-        swept = engine.sweep()
+        swept = sweep_once(engine)
     except ReceiverError as exc:
         return MonitorResult(error=exc.message)
     try:
@@ -252,8 +254,7 @@ def _wait_for_rollbacks(
     for outcome in result.outcomes:
         if outcome.started and outcome.rollback_id:
             try:
-                record = engine.store.get_record(outcome.rollback_id)
-                state = record.state if record else "unknown"
+                state = engine.get_record(outcome.rollback_id).state
             except ReceiverError:
                 state = "unknown"
             outcome = replace(outcome, final_state=state)
