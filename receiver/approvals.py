@@ -53,11 +53,27 @@ def clear_deadlines(store: Store, rollback_id: str) -> None:
     store.remove_deadline(VETO, rollback_id)
 
 
-def approved(store: Store, record: RollbackRecord, actor: str) -> None:
+def approved(
+    store: Store, record: RollbackRecord, checks: list[dict[str, object]], actor: str
+) -> None:
     """Note and audit an approval whose checks passed; its deadlines are gone."""
     record.note(actor, "approve")
     record_action(store, actor, "approve", rollback_id=record.id, service=record.service)
     clear_deadlines(store, record.id)
+    record.checks = [dict(c) for c in checks]
+    log.info(
+        "rollback approved",
+        extra={"rollback_id": record.id, "actor": actor, "service": record.service},
+    )
+
+
+def finish_as_dry_run(store: Store, record: RollbackRecord) -> RollbackRecord:
+    """An approved rollback under DRY_RUN: recorded as the dry run it is, nothing changed."""
+    record.state, record.decision, record.reason = State.SKIPPED, Decision.SKIPPED, "dry_run"
+    record.finished_at = iso()
+    store.save_record(record)
+    metrics.SKIPPED.labels(record.service, SkipReason.DRY_RUN).inc()
+    return record
 
 
 def close(

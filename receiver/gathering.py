@@ -4,15 +4,40 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime
 
+from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
-from receiver.decide.policy import Facts, Trigger, with_fact
+from receiver.decide.policy import Facts, Trigger, origins_of, resolve_target, with_fact
+from receiver.decide.vocabulary import Origin, SkipReason
 from receiver.errors import ActionError
+from receiver.records import ManualRequest
 from receiver.runner import Preparation
+from receiver.state.store import Store
 
 log = logging.getLogger("receiver.pipeline")
 
 SilenceCheck = Callable[[dict[str, str]], "tuple[bool, str]"]  # (silenced, note); raises on error
+
+
+def first_facts(
+    store: Store,
+    settings: Settings,
+    trigger: Trigger,
+    origin: Origin,
+    request: ManualRequest | None,
+) -> Facts:
+    """The cheap facts: now, the target, and the episode's earlier rollback id if any."""
+    duplicate_of = None
+    firing_trigger = trigger.tier is not None and trigger.alert.firing
+    if firing_trigger and origin in origins_of(SkipReason.DUPLICATE):
+        duplicate_of = store.episode_owner(trigger.episode)
+    return Facts(
+        now=datetime.now(UTC),
+        target=resolve_target(trigger, settings),
+        duplicate_of=duplicate_of,
+        dry_run=bool(request and request.dry_run),
+    )
 
 
 def check_silence(silences: SilenceCheck | None, trigger: Trigger, facts: Facts) -> Facts:

@@ -13,36 +13,31 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from receiver import approvals, metrics, status
-from receiver.act.dispatch import Dispatcher, Stabilizer
+from receiver.act.dispatch import Stabilizer
 from receiver.config import Settings
-from receiver.decide.policy import (
-    Facts,
-    Plan,
-    Reservation,
-    ReserveMode,
-    Trigger,
-    Verdict,
-    classify,
-    decide,
-    explain,
-    origins_of,
-    reservation_from,
-    resolve_target,
-    settle,
-)
+from receiver.decide.policy import Facts, Trigger, Verdict, classify, decide, explain, settle
 from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
-from receiver.gathering import SilenceCheck, check_silence, inspect_target
+from receiver.gathering import SilenceCheck, check_silence, first_facts, inspect_target
 from receiver.intake.payload import Alert
-from receiver.records import ManualRequest, Outcome, manual_trigger, new_record, trigger_of
+from receiver.records import (
+    ManualRequest,
+    Outcome,
+    log_fields,
+    manual_audit,
+    manual_trigger,
+    new_record,
+    trigger_of,
+)
+from receiver.reserving import reserve
 from receiver.runner import ActionFactory, Preparation, Runner, Tell
-from receiver.state.audit import recent_actions, record_action
-from receiver.state.history import RollbackRecord, State, iso, new_id
+from receiver.state.audit import record_action
+from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
+from receiver.status import StatusReads
 from receiver.tell.base import BLOCKED_EMERGENCY, ESCALATION
 from receiver.tell.events import event_for
 
@@ -54,7 +49,6 @@ class Step:
     """Where one trigger stands after deciding and reserving."""
 
     trigger: Trigger
-    origin: Origin
     rollback_id: str
     request: ManualRequest | None
     facts: Facts
@@ -62,7 +56,7 @@ class Step:
     prep: Preparation | None  # the job and backends, once a check needed them
 
 
-class Engine:
+class Engine(StatusReads):
     """Decides and runs rollbacks; one per process, shared by every path into it."""
 
     def __init__(
@@ -77,7 +71,7 @@ class Engine:
     ) -> None:
         self.settings, self.store, self.build_actions = settings, store, build_actions
         self.tell, self.silences = tell, silences
-        self.runner = Runner(store, settings.lock_lease_seconds, tell, stabilize, max_workers)
+        self.runner = Runner(settings, store, build_actions, tell, stabilize, max_workers)
         self.notifications: Any = None  # the channels' owner, closed by the CLI at exit
 
     # -- the entries ---------------------------------------------------------------------
@@ -100,24 +94,12 @@ class Engine:
         trigger = manual_trigger(request, status.namespace_of(self.settings, request.service))
         step = self._decide(trigger, origin, new_id(), request=request)
         outcome = self._act(step, actor)
-        verdict = step.verdict
-        record_action(
-            self.store,
-            actor,
-            "manual_rollback",
-            rollback_id=outcome.rollback_id,
-            service=request.service,
-            decision=verdict.decision,
-            reason=verdict.reason,
-            force=request.force,
-            dry_run=request.dry_run,
-        )
+        record_action(self.store, actor, "manual_rollback", **manual_audit(request, outcome))
         record = self.store.get_record(step.rollback_id) if outcome.rollback_id else None
-        if record is None or (
-            verdict.decision == Decision.SKIPPED and verdict.reason != SkipReason.DRY_RUN
-        ):
-            detail = next((c.detail for c in verdict.checks if not c.passed), "")
-            raise Conflict(f"rollback of {request.service} refused: {verdict.reason} ({detail})")
+        refused = outcome.decision == Decision.SKIPPED and outcome.reason != SkipReason.DRY_RUN
+        if record is None or refused:
+            detail = next((c.detail for c in step.verdict.checks if not c.passed), "")
+            raise Conflict(f"rollback of {request.service} refused: {outcome.reason} ({detail})")
         return outcome, record
 
     def approve(self, rollback_id: str, actor: str) -> RollbackRecord:
@@ -128,23 +110,10 @@ class Engine:
         dry_run = verdict.reason == SkipReason.DRY_RUN
         if verdict.decision != Decision.ROLLBACK and not dry_run:
             raise Conflict(f"approval of {rollback_id} blocked: {verdict.reason}")
-        approvals.approved(self.store, record, actor)
-        record.checks = [dict(c) for c in explain(verdict)]
+        approvals.approved(self.store, record, explain(verdict), actor)
         if dry_run:
-            record.state, record.decision, record.reason = (
-                State.SKIPPED,
-                Decision.SKIPPED,
-                "dry_run",
-            )
-            record.finished_at = iso()
-            self.store.save_record(record)
-            metrics.SKIPPED.labels(record.service, SkipReason.DRY_RUN).inc()
-            return record
+            return approvals.finish_as_dry_run(self.store, record)
         record.decision, record.reason, record.actor = Decision.ROLLBACK, Reason.PASSED, actor
-        log.info(
-            "rollback approved and starting",
-            extra={"rollback_id": rollback_id, "actor": actor, "service": record.service},
-        )
         assert step.prep is not None  # autosync_enabled needed the backends' inspect
         return self.runner.start(record, step.prep, new=False)
 
@@ -163,16 +132,7 @@ class Engine:
         peek: bool = False,
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
-        duplicate_of = None
-        if trigger.tier is not None and trigger.alert.firing and origin in origins_of("duplicate"):
-            duplicate_of = self.store.episode_owner(trigger.episode)
-        facts = Facts(
-            now=datetime.now(UTC),
-            target=resolve_target(trigger, self.settings),
-            duplicate_of=duplicate_of,
-            dry_run=bool(request and request.dry_run),
-        )
-        prep = None
+        facts, prep = first_facts(self.store, self.settings, trigger, origin, request), None
         verdict = decide(trigger, facts, self.settings, origin)
         for _ in range(2):  # one round per costly fact
             if verdict.needs is None:
@@ -180,52 +140,16 @@ class Engine:
             if verdict.needs == "silenced":
                 facts = check_silence(self.silences, trigger, facts)
             elif verdict.needs == "target_facts" and facts.target is not None:
-                prep = Preparation.of(
-                    self.settings,
-                    self.store,
-                    self.build_actions,
-                    trigger,
-                    facts.target,
-                    rollback_id,
-                    request,
-                )
+                prep = self.runner.prepare(trigger, facts.target, rollback_id, request)
                 facts = inspect_target(prep, trigger, facts)
             verdict = decide(trigger, facts, self.settings, origin)
         if verdict.plan is not None:
-            reservation = self._reserve(trigger, origin, rollback_id, verdict.plan, peek)
+            reservation = reserve(
+                self.store, self.settings, trigger, origin, rollback_id, verdict.plan, peek
+            )
             verdict = settle(verdict, reservation)
         assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
-        return Step(trigger, origin, rollback_id, request, facts, verdict, prep)
-
-    def _reserve(
-        self, trigger: Trigger, origin: Origin, rollback_id: str, plan: Plan, peek: bool
-    ) -> Reservation:
-        """The atomic reservation the plan asks for (state/reservation.py RESERVE_SCRIPT)."""
-        mode = ReserveMode.PEEK if peek else plan.mode
-        approving = origin == Origin.APPROVAL
-        new_state = {
-            ReserveMode.RESERVE: State.RUNNING,
-            ReserveMode.HOLD: State.SKIPPED if approving else "held",
-            ReserveMode.PEEK: "",
-        }[mode]
-        s = self.settings
-        result = self.store.reserve(
-            service=trigger.service,
-            rollback_id=rollback_id,
-            episode=trigger.episode if plan.claims_episode else None,
-            mode=mode,
-            force=plan.force,
-            lease_seconds=s.lock_lease_seconds,
-            cooldown_minutes=s.cooldown_minutes,
-            max_hour=s.max_rollbacks_per_hour,
-            max_day=s.max_rollbacks_per_day,
-            max_concurrent=s.max_concurrent_rollbacks,
-            expect_state=State.PENDING_APPROVAL if approving else "",
-            new_state=new_state,
-        )
-        if result.reason == "not_pending":
-            raise Conflict(f"rollback {rollback_id} is not pending (it is {result.detail})")
-        return reservation_from(result.reason, result.detail, s)
+        return Step(trigger, rollback_id, request, facts, verdict, prep)
 
     # -- record -> start / hold / announce --------------------------------------------------
 
@@ -233,14 +157,7 @@ class Engine:
         """Count and log the decision, write its record, then start, hold or announce it."""
         trigger, verdict, rollback_id = step.trigger, step.verdict, step.rollback_id
         metrics.DECISIONS.labels(verdict.decision, verdict.reason).inc()
-        extra = {
-            "service": trigger.service,
-            "fingerprint": trigger.fingerprint,
-            "tier": trigger.tier,
-            "alertname": trigger.alertname,
-            "decision": verdict.decision,
-            "reason": verdict.reason,
-        }
+        extra = log_fields(trigger, verdict)
         if verdict.decision == Decision.IGNORED:
             log.info("alert ignored", extra={**extra, "rollback_id": None})
             return Outcome.of(trigger, verdict, None)
@@ -269,38 +186,7 @@ class Engine:
             self.runner.start(record, step.prep, new=True)
         return Outcome.of(trigger, verdict, rollback_id)
 
-    # -- reads and lifecycle ------------------------------------------------------------
-
-    def status(self, service: str) -> dict[str, Any]:
-        return status.service_status(self.settings, self.store, self.silences, service)
-
-    def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
-        """The status of one service, or of every configured or seen service."""
-        names = [service] if service else status.known_services(self.settings, self.store)
-        return [self.status(name) for name in names]
-
-    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
-        return status.list_records(self.store, service, limit)
-
-    def get_record(self, rollback_id: str) -> RollbackRecord:
-        return status.get_record(self.store, rollback_id)
-
-    def audit(self, actor: str, action: str, **details: Any) -> None:
-        record_action(self.store, actor, action, **details)
-
-    def audit_trail(self, limit: int = 50) -> list[dict[str, Any]]:
-        return recent_actions(self.store, limit)
-
-    def ready(self) -> bool:
-        return self.store.ping()
-
-    def gauges(self) -> tuple[dict[str, int], dict[tuple[str, str], float]]:
-        """The two Redis-backed gauges (rollback_in_progress, last transition times)."""
-        return self.store.gauges(set(self.settings.services))
-
-    @property
-    def dispatcher(self) -> Dispatcher:
-        return self.runner.dispatcher
+    # -- lifecycle ----------------------------------------------------------------------
 
     def wait_idle(self, timeout: float) -> bool:
         return self.runner.wait_idle(timeout)

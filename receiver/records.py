@@ -61,6 +61,30 @@ class Outcome:
         }
 
 
+def log_fields(trigger: Trigger, verdict: Verdict) -> dict[str, object]:
+    """The log fields of a decision."""
+    return {
+        "service": trigger.service,
+        "fingerprint": trigger.fingerprint,
+        "tier": trigger.tier,
+        "alertname": trigger.alertname,
+        "decision": verdict.decision,
+        "reason": verdict.reason,
+    }
+
+
+def manual_audit(request: ManualRequest, outcome: Outcome) -> dict[str, object]:
+    """The audit entry's details of a manual rollback request."""
+    return {
+        "rollback_id": outcome.rollback_id,
+        "service": request.service,
+        "decision": outcome.decision,
+        "reason": outcome.reason,
+        "force": request.force,
+        "dry_run": request.dry_run,
+    }
+
+
 def new_record(
     trigger: Trigger,
     verdict: Verdict,

@@ -94,18 +94,31 @@ class Runner:
 
     def __init__(
         self,
+        settings: Settings,
         store: Store,
-        lease_seconds: int,
+        build_actions: ActionFactory,
         tell: Tell,
         stabilize: Stabilizer | None = None,
         max_workers: int = 8,
     ) -> None:
-        self.store = store
+        self.settings, self.store, self.build_actions = settings, store, build_actions
         self.tell = tell
-        self.dispatcher = Dispatcher(store, lease_seconds, tell, stabilize)
+        self.dispatcher = Dispatcher(store, settings.lock_lease_seconds, tell, stabilize)
         self._executor = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="rollback")
         self._running: set[Future[RollbackRecord]] = set()
         self._lock = threading.Lock()
+
+    def prepare(
+        self,
+        trigger: Trigger,
+        target: ServiceTarget,
+        rollback_id: str,
+        request: ManualRequest | None,
+    ) -> Preparation:
+        """The job and backends of one rollback, for its inspect and, later, its execute."""
+        return Preparation.of(
+            self.settings, self.store, self.build_actions, trigger, target, rollback_id, request
+        )
 
     def start(self, record: RollbackRecord, prep: Preparation, *, new: bool) -> RollbackRecord:
         """The reservation is ours: record, count, tell, run; answers the record as it starts."""

@@ -10,8 +10,50 @@ from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences, parse_windows
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
+from receiver.state.audit import recent_actions, record_action
 from receiver.state.history import RollbackRecord, iso
 from receiver.state.store import Store
+
+
+class StatusReads:
+    """What the HTTP layer and the console read (and the audit entries they write)."""
+
+    settings: Settings
+    store: Store
+    silences: SilenceCheck | None
+
+    def status(self, service: str) -> dict[str, Any]:
+        """One service's safety state (GET /api/v1/status?service=)."""
+        return service_status(self.settings, self.store, self.silences, service)
+
+    def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
+        """The status of one service, or of every configured or seen service."""
+        names = [service] if service else known_services(self.settings, self.store)
+        return [self.status(name) for name in names]
+
+    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
+        """History, newest first."""
+        return self.store.list_records(service, limit)
+
+    def get_record(self, rollback_id: str) -> RollbackRecord:
+        """One record, or NotFound (404)."""
+        return get_record(self.store, rollback_id)
+
+    def audit(self, actor: str, action: str, **details: Any) -> None:
+        """Record one operator action."""
+        record_action(self.store, actor, action, **details)
+
+    def audit_trail(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Operator actions, newest first."""
+        return recent_actions(self.store, limit)
+
+    def ready(self) -> bool:
+        """Whether the state store answers (/readyz)."""
+        return self.store.ping()
+
+    def gauges(self) -> tuple[dict[str, int], dict[tuple[str, str], float]]:
+        """The two Redis-backed gauges (rollback_in_progress, last transition times)."""
+        return self.store.gauges(set(self.settings.services))
 
 
 def namespace_of(settings: Settings, service: str) -> str:
@@ -74,11 +116,6 @@ def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str)
     except Exception as exc:
         return f"unknown: Alertmanager unreachable ({exc.__class__.__name__})"
     return note if silenced else None
-
-
-def list_records(store: Store, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
-    """History, newest first."""
-    return store.list_records(service, limit)
 
 
 def get_record(store: Store, rollback_id: str) -> RollbackRecord:

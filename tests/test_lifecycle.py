@@ -354,7 +354,7 @@ def test_a_stopping_worker_stops_a_running_rollback_at_its_next_safe_point(
     rid = fire(engine).rollback_id
     stopper = threading.Thread(target=engine.shutdown, args=(0.2,))
     stopper.start()
-    assert engine.dispatcher.stopping.wait(10)  # the grace period has passed
+    assert engine.runner.dispatcher.stopping.wait(10)  # the grace period has passed
     backend.release.set()  # the backend reaches its next external write and checks the lock
     stopper.join(10)
     record = engine.store.get_record(rid)

@@ -15,80 +15,30 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from datetime import datetime
 from enum import StrEnum
 
-from receiver.config import ServiceTarget, Settings
-from receiver.decide.blackout import BlackoutWindow, active_window, parse_windows
-from receiver.decide.facts import TargetFacts
+from receiver.config import Settings
+from receiver.decide.checks import (
+    TIERS,
+    TRIGGER_ALERTNAMES,
+    Check,
+    CheckFn,
+    Facts,
+    NeedFact,
+    Trigger,
+    already_rolled_back,
+    autosync,
+    blackout,
+    classify,
+    disabled,
+    duplicate,
+    no_recent_change,
+    no_target,
+    resolve_target,
+    silenced,
+    tier_disabled,
+)
 from receiver.decide.vocabulary import ESCALATING_REASONS, Decision, Origin, Reason, SkipReason
-from receiver.intake.payload import Alert
-
-TRIGGER_ALERTNAMES = {
-    "TriggerCriticalRollback": "critical",
-    "TriggerEmergencyRollback": "emergency",
-}
-TIERS = ("critical", "emergency")
-
-
-@dataclass(frozen=True)
-class Trigger:
-    """A firing alert the receiver may act on, with the labels it reads."""
-
-    alert: Alert
-    service: str
-    namespace: str
-    tier: str | None  # None: not a trigger
-
-    @property
-    def fingerprint(self) -> str:
-        return self.alert.fingerprint
-
-    @property
-    def alertname(self) -> str:
-        return self.alert.alertname
-
-    @property
-    def episode(self) -> str:
-        """One trigger episode: fingerprint + startsAt + tier (contract, "Decisions")."""
-        return f"{self.alert.fingerprint}:{self.alert.starts_at}:{self.tier}"
-
-
-def classify(alert: Alert, settings: Settings) -> Trigger:
-    """Read service, namespace and tier from an alert's labels."""
-    labels = alert.labels
-    tier = labels.get("rollback_tier")
-    if tier not in TIERS:
-        tier = TRIGGER_ALERTNAMES.get(alert.alertname)
-    return Trigger(
-        alert=alert,
-        service=labels.get("service") or settings.service_name,
-        namespace=labels.get("namespace") or settings.namespace,
-        tier=tier,
-    )
-
-
-def resolve_target(trigger: Trigger, settings: Settings) -> ServiceTarget | None:
-    """The service's configured target with the alert's `argocd_app`/`gitops_path` overrides."""
-    target = settings.target_for(trigger.service)
-    if target is None:
-        return None
-    labels = trigger.alert.labels
-    return target.with_overrides(labels.get("argocd_app"), labels.get("gitops_path"))
-
-
-@dataclass(frozen=True)
-class Facts:
-    """What the pipeline read before deciding; `None` means "not gathered yet"."""
-
-    now: datetime
-    duplicate_of: str | None = None  # the rollback id an earlier delivery of the episode got
-    target: ServiceTarget | None = None
-    silenced: bool | None = None
-    silence_note: str = ""
-    target_facts: TargetFacts | None = None
-    target_error: str | None = None
-    dry_run: bool = False  # a request's own dry_run (manual API/CLI)
 
 
 @dataclass(frozen=True)
@@ -98,13 +48,6 @@ class Reservation:
     reason: str  # ok | duplicate | locked | cooldown | rate_limit_hour | rate_limit_day | ...
     rollback_id: str | None = None  # the episode's original id for duplicate
     detail: str = ""
-
-
-@dataclass(frozen=True)
-class Check:
-    name: str
-    passed: bool
-    detail: str
 
 
 class ReserveMode(StrEnum):
@@ -147,133 +90,6 @@ class Verdict:
         return self.decision == Decision.SKIPPED and self.reason in ESCALATING_REASONS
 
 
-class _Need(Exception):
-    def __init__(self, fact: str) -> None:
-        self.fact = fact
-
-
-CheckFn = Callable[[Trigger, Facts, Settings], Check]
-
-
-def _disabled(t: Trigger, f: Facts, s: Settings) -> Check:
-    return Check(
-        "disabled", s.rollback_enabled, "ROLLBACK_ENABLED=" + str(s.rollback_enabled).lower()
-    )
-
-
-def _tier_disabled(t: Trigger, f: Facts, s: Settings) -> Check:
-    enabled = {"critical": s.auto_rollback_critical, "emergency": s.auto_rollback_emergency}
-    on = enabled.get(t.tier or "", False)
-    var = f"AUTO_ROLLBACK_{(t.tier or '').upper()}"
-    return Check("tier_disabled", on, f"{var}={str(on).lower()}")
-
-
-def _no_target(t: Trigger, f: Facts, s: Settings) -> Check:
-    if f.target is None:
-        return Check(
-            "no_target", False, f"no GitOps repo or Argo CD app configured for {t.service}"
-        )
-    if f.target_error is not None:
-        return Check("no_target", False, f.target_error)
-    return Check("no_target", True, _describe_target(f.target))
-
-
-def _describe_target(target: ServiceTarget) -> str:
-    parts = []
-    if target.gitops:
-        parts.append(f"git {target.gitops.repo}:{target.gitops.branch}/{target.gitops.path}")
-    if target.argocd_app:
-        parts.append(f"argocd app {target.argocd_app}")
-    return ", ".join(parts)
-
-
-def _duplicate(t: Trigger, f: Facts, s: Settings) -> Check:
-    if f.duplicate_of:
-        return Check("duplicate", False, f"episode already handled as {f.duplicate_of}")
-    return Check("duplicate", True, "first delivery of this episode")
-
-
-def _blackout(t: Trigger, f: Facts, s: Settings) -> Check:
-    window = _active(s.blackout_windows, f.now)
-    if window is not None:
-        return Check("blackout", False, f"inside blackout window {window.describe()}")
-    return Check("blackout", True, "outside blackout windows")
-
-
-def _active(spec: str, now: datetime) -> BlackoutWindow | None:
-    return active_window(_windows(spec), now)
-
-
-_WINDOW_CACHE: dict[str, tuple[BlackoutWindow, ...]] = {}
-
-
-def _windows(spec: str) -> tuple[BlackoutWindow, ...]:
-    if spec not in _WINDOW_CACHE:
-        _WINDOW_CACHE[spec] = parse_windows(spec)
-    return _WINDOW_CACHE[spec]
-
-
-def _silenced(t: Trigger, f: Facts, s: Settings) -> Check:
-    if not s.alertmanager_url:
-        return Check("silenced", True, "ALERTMANAGER_URL not set; not re-checked")
-    if f.silenced is None:
-        raise _Need("silenced")
-    return Check(
-        "silenced",
-        not f.silenced,
-        f.silence_note or ("silenced" if f.silenced else "no matching silence"),
-    )
-
-
-def _target_facts(f: Facts) -> TargetFacts:
-    if f.target_facts is None:
-        raise _Need("target_facts")
-    return f.target_facts
-
-
-def _already_rolled_back(t: Trigger, f: Facts, s: Settings) -> Check:
-    facts = _target_facts(f)
-    if facts.already_rolled_back:
-        return Check(
-            "already_rolled_back",
-            False,
-            f"{facts.current or 'the deployed version'} is itself a rollback by this receiver",
-        )
-    return Check(
-        "already_rolled_back", True, f"{facts.current or 'current version'} is not a rollback"
-    )
-
-
-def _no_recent_change(t: Trigger, f: Facts, s: Settings) -> Check:
-    window = s.rollback_change_window_seconds
-    if window <= 0:
-        return Check("no_recent_change", True, "ROLLBACK_CHANGE_WINDOW=0 (disabled)")
-    facts = _target_facts(f)
-    if facts.last_change_at is None:
-        return Check("no_recent_change", False, "no change found to blame")
-    age = f.now.timestamp() - facts.last_change_at
-    if age > window:
-        return Check(
-            "no_recent_change",
-            False,
-            f"newest change is {age / 3600:.1f}h old, older than ROLLBACK_CHANGE_WINDOW",
-        )
-    return Check("no_recent_change", True, f"newest change is {max(age, 0) / 60:.0f} min old")
-
-
-def _autosync(t: Trigger, f: Facts, s: Settings) -> Check:
-    facts = _target_facts(f)
-    if facts.autosync_blocks:
-        return Check(
-            "autosync_enabled",
-            False,
-            str(facts.details.get("autosync_message") or "")
-            or "Argo CD auto-sync is on and refuses a rollback; set ARGOCD_DISABLE_AUTOSYNC=true "
-            "or use ROLLBACK_MODE=both",
-        )
-    return Check("autosync_enabled", True, "Argo CD accepts the action")
-
-
 EVERY = frozenset(Origin)
 AUTOMATIC = frozenset({Origin.ALERT, Origin.APPROVAL})
 UNFORCED = frozenset({Origin.ALERT, Origin.APPROVAL, Origin.MANUAL})
@@ -290,15 +106,15 @@ class CheckSpec:
 
 # In the contract's order. The read-only checks, then the reservation's.
 READ_CHECKS: tuple[CheckSpec, ...] = (
-    CheckSpec(SkipReason.DISABLED, AUTOMATIC, _disabled),
-    CheckSpec(SkipReason.TIER_DISABLED, AUTOMATIC, _tier_disabled),
-    CheckSpec(SkipReason.NO_TARGET, EVERY, _no_target),
-    CheckSpec(SkipReason.DUPLICATE, frozenset({Origin.ALERT}), _duplicate),
-    CheckSpec(SkipReason.BLACKOUT, AUTOMATIC, _blackout),
-    CheckSpec(SkipReason.SILENCED, AUTOMATIC, _silenced),
-    CheckSpec(SkipReason.ALREADY_ROLLED_BACK, AUTOMATIC, _already_rolled_back),
-    CheckSpec(SkipReason.NO_RECENT_CHANGE, AUTOMATIC, _no_recent_change),
-    CheckSpec(SkipReason.AUTOSYNC_ENABLED, EVERY, _autosync),
+    CheckSpec(SkipReason.DISABLED, AUTOMATIC, disabled),
+    CheckSpec(SkipReason.TIER_DISABLED, AUTOMATIC, tier_disabled),
+    CheckSpec(SkipReason.NO_TARGET, EVERY, no_target),
+    CheckSpec(SkipReason.DUPLICATE, frozenset({Origin.ALERT}), duplicate),
+    CheckSpec(SkipReason.BLACKOUT, AUTOMATIC, blackout),
+    CheckSpec(SkipReason.SILENCED, AUTOMATIC, silenced),
+    CheckSpec(SkipReason.ALREADY_ROLLED_BACK, AUTOMATIC, already_rolled_back),
+    CheckSpec(SkipReason.NO_RECENT_CHANGE, AUTOMATIC, no_recent_change),
+    CheckSpec(SkipReason.AUTOSYNC_ENABLED, EVERY, autosync),
 )
 RESERVATION_CHECKS: tuple[CheckSpec, ...] = (
     CheckSpec(SkipReason.LOCKED, EVERY),
@@ -337,7 +153,7 @@ def decide(trigger: Trigger, facts: Facts, settings: Settings, origin: Origin) -
             continue
         try:
             check = spec.run(trigger, facts, settings)
-        except _Need as need:
+        except NeedFact as need:
             return Verdict(None, "", tuple(checks), needs=need.fact)
         checks.append(check)
         if not check.passed:
@@ -437,9 +253,12 @@ def explain(verdict: Verdict) -> list[dict[str, object]]:
 
 
 __all__ = [
+    "TIERS",
+    "TRIGGER_ALERTNAMES",
     "Check",
     "CheckSpec",
     "Facts",
+    "NeedFact",
     "Plan",
     "Reservation",
     "ReserveMode",
