@@ -29,12 +29,13 @@ from receiver.decide.vocabulary import Decision
 from receiver.errors import ReceiverError
 from receiver.intake.payload import ZERO_TIME, Alert
 from receiver.pipeline import Engine
+from receiver.state.history import State
 from receiver.sweeper import sweep_once
 
 log = logging.getLogger("receiver.monitor")
 
 EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_CANNOT_EVALUATE = 0, 1, 4
-FAILED_STATES = ("failed", "interrupted")
+FAILED_STATES = (State.FAILED, State.INTERRUPTED)
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -124,7 +125,7 @@ class TriggerOutcome:
 
     @property
     def failed(self) -> bool:
-        return self.started and self.final_state not in (None, "completed")
+        return self.started and self.final_state not in (None, State.COMPLETED)
 
     def line(self) -> str:
         text = (
