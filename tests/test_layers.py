@@ -158,3 +158,13 @@ def test_no_module_in_receiver_is_longer_than_400_lines() -> None:
 
 def test_the_pipeline_reads_in_under_200_lines() -> None:
     assert len((ROOT / "pipeline.py").read_text().splitlines()) <= 200
+
+
+def test_the_http_layer_calls_the_engine_and_never_reaches_into_its_store() -> None:
+    reaching = [
+        f"{path.name}:{node.lineno}"
+        for path in sorted((ROOT / "http").glob("*.py"))
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.Attribute) and node.attr == "store"
+    ]
+    assert reaching == []
