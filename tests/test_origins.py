@@ -158,3 +158,7 @@ def test_only_an_alert_claims_and_dedupes_its_trigger_episode(origin: Origin) ->
     assert verdict.plan is not None
     assert verdict.plan.claims_episode is (origin == Origin.ALERT)
     assert verdict.plan.force is (origin == Origin.MANUAL_FORCE)
+
+
+def test_cooldown_and_both_rate_limits_share_their_origins_as_the_script_has_one_flag() -> None:
+    assert origins_of("cooldown") == origins_of("rate_limit_hour") == origins_of("rate_limit_day")
