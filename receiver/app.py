@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any
 
 from flask import Flask, Response, jsonify
@@ -13,9 +12,12 @@ from receiver import metrics
 from receiver.act.base import RollbackJob
 from receiver.config import Settings
 from receiver.errors import ReceiverError
+from receiver.gathering import SilenceCheck
 from receiver.logs import setup_logging
-from receiver.pipeline import ActionFactory, Engine, SilenceCheck, Tell
+from receiver.pipeline import Engine
+from receiver.runner import ActionFactory, Tell
 from receiver.state.store import Store
+from receiver.sweeper import Sweeper
 
 log = logging.getLogger("receiver.app")
 
@@ -94,35 +96,8 @@ def build_engine(
         silences if silences is not None else default_silence_check(settings),
         stabilize if stabilize is not None else default_stabilizer(settings),
     )
-    engine.notifications = notifications  # type: ignore[attr-defined]
+    engine.notifications = notifications
     return engine
-
-
-class Sweeper:
-    """Every REAPER_INTERVAL_SECONDS: reap expired leases, expire approvals, veto deadlines."""
-
-    def __init__(self, engine: Engine, interval: float) -> None:
-        self.engine = engine
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                self.engine.sweep()
-            except ReceiverError as exc:
-                log.warning("sweep skipped", extra={"error": exc.message})
-            except Exception:
-                log.exception("sweep failed")
 
 
 def create_app(

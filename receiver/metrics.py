@@ -21,26 +21,11 @@ from prometheus_client import (
 )
 from prometheus_client import multiprocess as mp
 
-SKIP_REASONS = (
-    "disabled",
-    "tier_disabled",
-    "dry_run",
-    "duplicate",
-    "locked",
-    "cooldown",
-    "rate_limit_hour",
-    "rate_limit_day",
-    "blackout",
-    "silenced",
-    "approval_expired",
-    "rejected",
-    "already_rolled_back",
-    "no_recent_change",
-    "autosync_enabled",
-    "global_limit",
-    "no_target",
-)
-FAILED_STAGES = ("gitops", "argocd", "validation", "interrupted")
+from receiver.decide.vocabulary import METRIC_SKIP_REASONS
+from receiver.state.history import StageName
+
+SKIP_REASONS = METRIC_SKIP_REASONS
+FAILED_STAGES = tuple(StageName)
 TIERS = ("critical", "emergency", "manual")
 CHANNELS = ("slack", "pagerduty")
 

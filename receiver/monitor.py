@@ -24,15 +24,18 @@ from typing import Any
 import yaml
 
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
-from receiver.decide.policy import ROLLBACK, TIERS, TRIGGER_ALERTNAMES, classify
+from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, classify
+from receiver.decide.vocabulary import Decision
 from receiver.errors import ReceiverError
 from receiver.intake.payload import ZERO_TIME, Alert
 from receiver.pipeline import Engine
+from receiver.state.history import State
+from receiver.sweeper import sweep_once
 
 log = logging.getLogger("receiver.monitor")
 
 EXIT_OK, EXIT_ROLLBACK_FAILED, EXIT_CANNOT_EVALUATE = 0, 1, 4
-FAILED_STATES = ("failed", "interrupted")
+FAILED_STATES = (State.FAILED, State.INTERRUPTED)
 
 _FNV_OFFSET = 14695981039346656037
 _FNV_PRIME = 1099511628211
@@ -118,11 +121,11 @@ class TriggerOutcome:
 
     @property
     def started(self) -> bool:
-        return self.decision == ROLLBACK and self.rollback_id is not None
+        return self.decision == Decision.ROLLBACK and self.rollback_id is not None
 
     @property
     def failed(self) -> bool:
-        return self.started and self.final_state not in (None, "completed")
+        return self.started and self.final_state not in (None, State.COMPLETED)
 
     def line(self) -> str:
         text = (
@@ -195,7 +198,7 @@ def run_once(
     With `wait`, rollbacks started here run to their end before it returns (`--once`).
     """
     try:
-        swept = engine.sweep()
+        swept = sweep_once(engine)
     except ReceiverError as exc:
         return MonitorResult(error=exc.message)
     try:
@@ -252,8 +255,7 @@ def _wait_for_rollbacks(
     for outcome in result.outcomes:
         if outcome.started and outcome.rollback_id:
             try:
-                record = engine.store.get_record(outcome.rollback_id)
-                state = record.state if record else "unknown"
+                state = engine.get_record(outcome.rollback_id).state
             except ReceiverError:
                 state = "unknown"
             outcome = replace(outcome, final_state=state)

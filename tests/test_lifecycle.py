@@ -10,6 +10,7 @@ import pytest
 from receiver.errors import Conflict, NotFound
 from receiver.intake.payload import parse_alert
 from receiver.pipeline import Engine, ManualRequest
+from receiver.sweeper import sweep_once
 from tests.support import Backend, Collector, alert, sample
 
 
@@ -234,9 +235,9 @@ class TestApproval:
     ) -> None:
         engine = make_engine(REQUIRE_APPROVAL="true")
         rid = fire(engine).rollback_id
-        assert engine.sweep()["expired"] == 0
+        assert sweep_once(engine)["expired"] == 0
         engine.store.add_deadline("pending", rid, time.time() - 1)
-        assert engine.sweep()["expired"] == 1
+        assert sweep_once(engine)["expired"] == 1
         record = engine.store.get_record(rid)
         assert (record.state, record.reason) == ("expired", "approval_expired")
         assert "approval_expired" in collector.kinds()
@@ -256,7 +257,7 @@ class TestApproval:
         rid = fire(engine).rollback_id
         assert engine.store.get_record(rid).veto_at is not None
         engine.store.add_deadline("veto", rid, time.time() - 1)
-        assert engine.sweep()["vetoed"] == 1
+        assert sweep_once(engine)["vetoed"] == 1
         assert engine.wait_idle(10)
         record = engine.store.get_record(rid)
         assert record.state == "completed" and record.audit[-1]["actor"] == "veto-window"
@@ -273,8 +274,8 @@ def test_a_lost_lease_marks_the_rollback_interrupted_once(
     engine.store.client.delete(engine.store.key("lock", "api"))
     engine.store.client.zadd(engine.store.key("locks"), {"api": 1})
     before = failed("interrupted")
-    assert engine.sweep()["interrupted"] == 1
-    assert engine.sweep()["interrupted"] == 0
+    assert sweep_once(engine)["interrupted"] == 1
+    assert sweep_once(engine)["interrupted"] == 0
     backend.release.set()
     assert engine.wait_idle(10)
     record = engine.store.get_record(rid)
@@ -352,7 +353,7 @@ def test_a_stopping_worker_stops_a_running_rollback_at_its_next_safe_point(
     rid = fire(engine).rollback_id
     stopper = threading.Thread(target=engine.shutdown, args=(0.2,))
     stopper.start()
-    assert engine.dispatcher.stopping.wait(10)  # the grace period has passed
+    assert engine.runner.dispatcher.stopping.wait(10)  # the grace period has passed
     backend.release.set()  # the backend reaches its next external write and checks the lock
     stopper.join(10)
     record = engine.store.get_record(rid)

@@ -10,7 +10,16 @@ import pytest
 
 from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
-from receiver.decide.policy import Facts, Reservation, classify, decide, resolve_target
+from receiver.decide.policy import (
+    Facts,
+    Reservation,
+    Verdict,
+    classify,
+    decide,
+    resolve_target,
+    settle,
+)
+from receiver.decide.vocabulary import Origin
 from receiver.intake.payload import parse_alert
 from tests.support import alert
 
@@ -42,6 +51,20 @@ BASE = {
 }
 
 
+def decide_all(
+    t: Any,
+    facts: Facts,
+    s: Settings,
+    reservation: Reservation | None = Reservation("ok"),
+    origin: Origin = Origin.ALERT,
+) -> Verdict:
+    """Decide, then settle the planned reservation with `reservation` (the Lua's answer)."""
+    verdict = decide(t, facts, s, origin)
+    if verdict.plan is not None and reservation is not None:
+        return settle(verdict, reservation)
+    return verdict
+
+
 def settings(**env: str) -> Settings:
     return Settings.from_env({**BASE, **env})
 
@@ -52,7 +75,6 @@ def good_facts(s: Settings, trigger: Any, **changes: Any) -> Facts:
         target=resolve_target(trigger, s),
         silenced=False,
         target_facts=TargetFacts(current="b", target="a", last_change_at=WEEKDAY.timestamp() - 600),
-        reservation=Reservation("ok"),
     )
     base.update(changes)
     return Facts(**base)
@@ -108,8 +130,11 @@ def outcome(blockers: tuple[str, ...]) -> tuple[str, str]:
         b_env, b_changes = BLOCKERS[name]
         env.update(b_env)
         if "reservation" in b_changes:
+            b_changes = {}
             reservation_reasons.append(name)
-        elif "target_facts" in b_changes and "target_facts" in changes:
+        if not b_changes:
+            continue
+        if "target_facts" in b_changes and "target_facts" in changes:
             old, new = changes["target_facts"], b_changes["target_facts"]
             changes["target_facts"] = TargetFacts(
                 current="b",
@@ -119,11 +144,12 @@ def outcome(blockers: tuple[str, ...]) -> tuple[str, str]:
             )
         else:
             changes.update(b_changes)
+    reservation = Reservation("ok")
     if reservation_reasons:  # the Lua script answers the first of its checks in order
-        changes["reservation"] = Reservation(min(reservation_reasons, key=ORDER.index))
+        reservation = Reservation(min(reservation_reasons, key=ORDER.index))
     s = settings(**env)
     t = trigger_of()
-    d = decide(t, good_facts(s, t, **changes), s)
+    d = decide_all(t, good_facts(s, t, **changes), s, reservation)
     assert d.complete
     return d.decision, d.reason
 
@@ -152,7 +178,7 @@ def test_when_two_checks_block_the_earlier_one_in_the_contract_order_wins(
 def test_resolved_alerts_and_other_alertnames_are_ignored() -> None:
     s = settings()
     resolved = trigger_of(status="resolved")
-    assert decide(resolved, good_facts(s, resolved), s).reason == "resolved"
+    assert decide_all(resolved, good_facts(s, resolved), s).reason == "resolved"
     other = classify(
         parse_alert(
             {**alert(alertname="DiskFull"), "labels": {"alertname": "DiskFull", "service": "api"}},
@@ -160,7 +186,7 @@ def test_resolved_alerts_and_other_alertnames_are_ignored() -> None:
         ),
         s,
     )
-    assert (decide(other, good_facts(s, other), s).decision, other.tier) == ("ignored", None)
+    assert (decide_all(other, good_facts(s, other), s).decision, other.tier) == ("ignored", None)
 
 
 def test_the_tier_comes_from_the_rollback_tier_label_or_the_alertname() -> None:
@@ -175,28 +201,28 @@ def test_the_tier_comes_from_the_rollback_tier_label_or_the_alertname() -> None:
 def test_a_critical_trigger_obeys_its_own_switch() -> None:
     s = settings(AUTO_ROLLBACK_CRITICAL="false")
     t = trigger_of(tier="critical")
-    assert decide(t, good_facts(s, t), s).reason == "tier_disabled"
+    assert decide_all(t, good_facts(s, t), s).reason == "tier_disabled"
     e = trigger_of(tier="emergency")
-    assert decide(e, good_facts(s, e), s).reason == "passed"
+    assert decide_all(e, good_facts(s, e), s).reason == "passed"
 
 
 def test_the_engine_asks_for_each_costly_fact_only_when_a_check_needs_it() -> None:
     s = settings()
     t = trigger_of()
     facts = Facts(now=WEEKDAY, target=resolve_target(t, s))
-    assert decide(t, facts, s).needs == "silenced"
+    assert decide_all(t, facts, s).needs == "silenced"
     facts = Facts(now=WEEKDAY, target=resolve_target(t, s), silenced=False)
-    assert decide(t, facts, s).needs == "target_facts"
-    facts = good_facts(s, t, reservation=None)
-    assert decide(t, facts, s).needs == "reservation"
+    assert decide_all(t, facts, s).needs == "target_facts"
+    planned = decide(t, good_facts(s, t), s, Origin.ALERT)
+    assert planned.needs is None and planned.plan is not None  # the reservation comes next
     blocked = Facts(now=WEEKDAY, target=None)
-    assert decide(t, blocked, s).needs is None  # no_target blocks before any I/O
+    assert decide_all(t, blocked, s).needs is None  # no_target blocks before any I/O
 
 
 def test_no_silence_look_up_without_alertmanager_url() -> None:
     s = Settings.from_env({k: v for k, v in BASE.items() if k != "ALERTMANAGER_URL"})
     t = trigger_of()
-    d = decide(t, Facts(now=WEEKDAY, target=resolve_target(t, s)), s)
+    d = decide_all(t, Facts(now=WEEKDAY, target=resolve_target(t, s)), s)
     assert d.needs == "target_facts"
 
 
@@ -204,7 +230,7 @@ def test_change_correlation_can_be_disabled() -> None:
     s = settings(ROLLBACK_CHANGE_WINDOW="0")
     t = trigger_of()
     old = TargetFacts(current="b", last_change_at=None)
-    assert decide(t, good_facts(s, t, target_facts=old), s).reason == "passed"
+    assert decide_all(t, good_facts(s, t, target_facts=old), s).reason == "passed"
 
 
 def test_a_manual_rollback_skips_blackout_change_correlation_and_approval() -> None:
@@ -214,18 +240,16 @@ def test_a_manual_rollback_skips_blackout_change_correlation_and_approval() -> N
         ROLLBACK_ENABLED="false",
     )
     t = trigger_of()
-    facts = good_facts(
-        s, t, now=SATURDAY_NIGHT, manual=True, target_facts=TargetFacts(already_rolled_back=True)
-    )
-    assert decide(t, facts, s).reason == "passed"
-    locked = good_facts(s, t, manual=True, reservation=Reservation("locked"))
-    assert decide(t, locked, s).reason == "locked"
+    facts = good_facts(s, t, now=SATURDAY_NIGHT, target_facts=TargetFacts(already_rolled_back=True))
+    assert decide_all(t, facts, s, origin=Origin.MANUAL).reason == "passed"
+    locked = good_facts(s, t)
+    assert decide_all(t, locked, s, Reservation("locked"), Origin.MANUAL).reason == "locked"
 
 
 def test_every_check_is_reported_in_order_for_explain() -> None:
     s = settings(DRY_RUN="true")
     t = trigger_of()
-    d = decide(t, good_facts(s, t), s)
+    d = decide_all(t, good_facts(s, t), s)
     names = [c.name for c in d.checks]
     assert names == [
         "disabled",

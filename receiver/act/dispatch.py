@@ -17,9 +17,10 @@ from functools import partial
 from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob
 from receiver.errors import ActionError, LockLost, StoreUnavailable
-from receiver.state.history import RollbackRecord, iso
+from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
 from receiver.state.store import Store
 from receiver.tell.base import COMPLETED, FAILED, INTERRUPTED, NOT_EFFECTIVE, Event
+from receiver.tell.events import event_for
 
 log = logging.getLogger("receiver.dispatch")
 
@@ -104,24 +105,27 @@ class Dispatcher:
                     for action in actions:
                         if type(action).validate is not RollbackAction.validate:
                             self._stage(
-                                record, ctx, "validation", partial(action.validate, job, ctx)
+                                record,
+                                ctx,
+                                StageName.VALIDATION,
+                                partial(action.validate, job, ctx),
                             )
                     record.validated = True
                     if self.stabilize is not None:
                         fell = self.stabilize(job)
                         record.not_effective = fell is False
                         record.details["errors_fell"] = fell
-                won = self._finish(record, "completed", None, None)
+                won = self._finish(record, State.COMPLETED, None, None)
             except ActionError as exc:
-                won = self._finish(record, "failed", exc.stage, exc.message)
+                won = self._finish(record, State.FAILED, exc.stage, exc.message)
             except LockLost as exc:
-                won = self._finish(record, "interrupted", "interrupted", exc.message)
+                won = self._finish(record, State.INTERRUPTED, StageName.INTERRUPTED, exc.message)
             except Exception as exc:  # a backend bug must not leave a rollback running
                 log.exception("rollback crashed", extra={"rollback_id": record.id})
                 won = self._finish(
                     record,
-                    "failed",
-                    record.stages[-1].name if record.stages else "gitops",
+                    State.FAILED,
+                    record.stages[-1].name if record.stages else StageName.GITOPS,
                     f"internal error: {exc.__class__.__name__}",
                 )
         self._account(record, job, time.monotonic() - started, won)
@@ -162,24 +166,12 @@ class Dispatcher:
     def _absorb(record: RollbackRecord, ctx: ActionContext) -> None:
         """Copy what the backends did so far into the record (partial results included)."""
         details = ctx.details
-        if details.get("rolled_back_from"):
-            record.rolled_back_from["commit"] = details["rolled_back_from"]
-        if details.get("argocd_from_revision"):
-            record.rolled_back_from["revision"] = details["argocd_from_revision"]
-        for key in (
-            "target_commit",
-            "revert_commit",
-            "pull_request",
-            "argocd_revision",
-            "argocd_history_id",
-        ):
-            if details.get(key):
-                record.target[key.replace("target_", "")] = details[key]
+        record.absorb(Restoration.from_details(details))
         record.details.update({k: v for k, v in details.items() if k not in record.target})
 
     def _save(self, record: RollbackRecord) -> None:
         try:
-            if not self.store.save_record(record, expect=("running",)):
+            if not self.store.save_record(record, expect=(State.RUNNING,)):
                 raise LockLost(
                     f"record {record.id} was taken over (marked "
                     f"{self.store.record_state(record.id)})"
@@ -196,10 +188,10 @@ class Dispatcher:
         """Record the outcome; False when someone else (the reaper) already finished it."""
         record.state = state
         record.finished_at = iso()
-        record.failed_stage = stage if state != "completed" else None
+        record.failed_stage = stage if state != State.COMPLETED else None
         record.error = error
         try:
-            if not self.store.save_record(record, expect=("running",)):
+            if not self.store.save_record(record, expect=(State.RUNNING,)):
                 # The reaper (or an operator) finished it: it has counted and told already.
                 log.warning(
                     "rollback record was already finished elsewhere",
@@ -220,14 +212,10 @@ class Dispatcher:
             released = self.store.release(job.service, job.rollback_id)
             if released == 0:
                 log.warning("lock was no longer ours at release", extra={"rollback_id": record.id})
-            if record.state == "completed":
+            if record.state == State.COMPLETED:
+                restoration = record.restoration()
                 self.store.remember_revisions(
-                    job.service,
-                    record.rolled_back_from.get("commit")
-                    or record.rolled_back_from.get("revision"),
-                    record.target.get("revert_commit")
-                    or record.target.get("commit")
-                    or record.target.get("argocd_revision"),
+                    job.service, restoration.rolled_back_from(), restoration.live_revision()
                 )
         except StoreUnavailable:
             log.error(
@@ -244,7 +232,7 @@ class Dispatcher:
             "stage": record.failed_stage,
             "error": record.error,
         }
-        if record.state == "completed":
+        if record.state == State.COMPLETED:
             metrics.COMPLETED.labels(job.service, job.tier).inc()
             if record.not_effective:
                 metrics.NOT_EFFECTIVE.labels(job.service).inc()
@@ -252,47 +240,14 @@ class Dispatcher:
             else:
                 log.info("rollback completed", extra=extra)
         else:
-            metrics.FAILED.labels(job.service, job.tier, record.failed_stage or "gitops").inc()
+            metrics.FAILED.labels(
+                job.service, job.tier, record.failed_stage or StageName.GITOPS
+            ).inc()
             log.error(f"rollback {record.state}", extra=extra)
-        kind = {
-            "completed": NOT_EFFECTIVE if record.not_effective else COMPLETED,
-            "failed": FAILED,
-            "interrupted": INTERRUPTED,
-        }.get(record.state, FAILED)
+        kinds: dict[str, str] = {
+            State.COMPLETED: NOT_EFFECTIVE if record.not_effective else COMPLETED,
+            State.FAILED: FAILED,
+            State.INTERRUPTED: INTERRUPTED,
+        }
+        kind = kinds.get(record.state, FAILED)
         self.tell(event_for(record, kind))
-
-
-def event_for(record: RollbackRecord, kind: str, reason: str | None = None) -> Event:
-    """A notification event describing a record."""
-    links = {}
-    if record.trigger.get("generatorURL"):
-        links["alert"] = str(record.trigger["generatorURL"])
-    for key in ("commit_url", "pull_request", "argocd_url"):
-        value = record.target.get(key) or record.details.get(key)
-        if value and str(value).startswith("http"):
-            links[key.replace("_url", "")] = str(value)
-    consumed = record.trigger.get("consumed")
-    return Event(
-        kind=kind,
-        service=record.service,
-        namespace=record.namespace,
-        tier=record.tier,
-        reason=reason or record.reason,
-        rollback_id=record.id,
-        episode=record.episode,
-        automatic=record.automatic,
-        consumed=float(consumed) if isinstance(consumed, int | float) else None,
-        from_revision=record.rolled_back_from.get("commit")
-        or record.rolled_back_from.get("revision"),
-        to_revision=record.target.get("commit")
-        or record.target.get("revision")
-        or record.target.get("argocd_revision"),
-        error=record.error,
-        stage=record.failed_stage,
-        actor=record.actor,
-        links=links,
-        details={
-            "revert_commit": record.target.get("revert_commit"),
-            "not_effective": record.not_effective,
-        },
-    )

@@ -16,6 +16,7 @@ from typing import Any
 from flask import current_app
 
 from receiver.config import Settings
+from receiver.errors import NotFound
 from receiver.pipeline import Engine
 
 SESSION_SECRET_KEY = "console:session_secret"
@@ -79,15 +80,17 @@ def list_rollbacks(
     service: str | None = None, state: str | None = None, limit: int = HISTORY_LIMIT
 ) -> list[dict[str, Any]]:
     """Records, newest first, optionally of one service and one state."""
-    records = engine().store.list_records(service, limit if state is None else 1000)
+    records = engine().list_records(service, limit if state is None else 1000)
     rows = [r.to_dict() for r in records if state is None or r.state == state]
     return rows[:limit]
 
 
 def get_rollback(rollback_id: str) -> dict[str, Any] | None:
     """One record with every stage and check, or None."""
-    record = engine().store.get_record(rollback_id)
-    return record.to_dict() if record else None
+    try:
+        return engine().get_record(rollback_id).to_dict()
+    except NotFound:
+        return None
 
 
 LINKED_FIELDS = {

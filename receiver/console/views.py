@@ -22,7 +22,9 @@ from werkzeug.wrappers import Response as BaseResponse
 
 from receiver.console import data, security, timeline
 from receiver.errors import ReceiverError, StoreUnavailable
-from receiver.state.history import STATES
+from receiver.state.history import State
+
+STATES = tuple(s.value for s in State)
 
 log = logging.getLogger("receiver.console")
 
@@ -37,7 +39,7 @@ bp = Blueprint(
 FAILED_SIGN_IN_DELAY = 1.0  # seconds; slows a token guesser to one try a second per worker
 COMMENT_LIMIT = 500
 OPEN_PATHS = ("console.login", "console.static", "console.root")
-RUNNING_STATES = ("running",)
+RUNNING_STATES = (State.RUNNING.value,)
 
 
 @bp.record_once

@@ -6,10 +6,11 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
-from receiver.errors import BadRequest, NotFound
+from receiver.errors import BadRequest
 from receiver.http.auth import admin_actor
 from receiver.intake.payload import parse_message
 from receiver.pipeline import Engine, ManualRequest
+from receiver.state.audit import CLI_ACTIONS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
 
@@ -45,16 +46,13 @@ def list_rollbacks() -> Response:
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
         raise BadRequest("limit must be a whole number from 1 to 1000")
     service = request.args.get("service") or None
-    records = engine().store.list_records(service, int(raw_limit))
+    records = engine().list_records(service, int(raw_limit))
     return jsonify({"rollbacks": [r.to_dict() for r in records]})
 
 
 @bp.get("/rollbacks/<rollback_id>")
 def get_rollback(rollback_id: str) -> Response:
-    record = engine().store.get_record(rollback_id)
-    if record is None:
-        raise NotFound(f"no rollback {rollback_id}")
-    return jsonify(record.to_dict())
+    return jsonify(engine().get_record(rollback_id).to_dict())
 
 
 def _opt_str(data: dict[str, Any], name: str) -> str | None:
@@ -106,16 +104,13 @@ def reject(rollback_id: str) -> Response:
     return jsonify(engine().reject(rollback_id, _actor()).to_dict())
 
 
-AUDIT_ACTIONS = ("blackout_created", "blackout_ended")
-
-
 @bp.get("/audit")
 def audit_trail() -> Response:
     """Operator actions, newest first: approvals, rejections, manual rollbacks, blackouts."""
     raw_limit = request.args.get("limit", "50")
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
         raise BadRequest("limit must be a whole number from 1 to 1000")
-    return jsonify({"audit": engine().store.list_audit(int(raw_limit))})
+    return jsonify({"audit": engine().audit_trail(int(raw_limit))})
 
 
 @bp.post("/audit")
@@ -123,8 +118,8 @@ def record_audit() -> tuple[Response, int]:
     """What the CLI did outside the receiver (blackouts are Alertmanager silences)."""
     data = _json_object()
     action = _opt_str(data, "action")
-    if action not in AUDIT_ACTIONS:
-        raise BadRequest(f"action must be one of {', '.join(AUDIT_ACTIONS)}")
+    if action not in CLI_ACTIONS:
+        raise BadRequest(f"action must be one of {', '.join(CLI_ACTIONS)}")
     silence_id = _opt_str(data, "silence_id")
     if not silence_id:
         raise BadRequest("silence_id is required")
@@ -137,10 +132,7 @@ def record_audit() -> tuple[Response, int]:
 
 @bp.get("/status")
 def status() -> Response:
-    eng = engine()
-    service = request.args.get("service")
-    services = [service] if service else sorted(set(eng.settings.services) | eng.store.services())
-    return jsonify({"services": [eng.status(s) for s in services]})
+    return jsonify({"services": engine().statuses(request.args.get("service") or None)})
 
 
 @bp.post("/explain")
@@ -149,6 +141,6 @@ def explain() -> Response:
     eng = engine()
     answers = []
     for alert in message.alerts:
-        outcome = eng.handle_alert(alert, explain_only=True)
+        outcome = eng.explain(alert)
         answers.append({**outcome.to_dict(), "checks": list(outcome.checks)})
     return jsonify({"alerts": answers})

@@ -81,7 +81,7 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    if engine().store.ping():
+    if engine().ready():
         return jsonify({"status": "ready"}), 200
     return jsonify({"status": "not ready", "error": "state store unreachable"}), 503
 
@@ -91,7 +91,7 @@ def metrics_endpoint() -> Response:
     eng = engine()
     body = metrics.render_process_metrics()
     try:
-        in_progress, transitions = eng.store.gauges(set(eng.settings.services))
+        in_progress, transitions = eng.gauges()
         body += metrics.render_gauges(in_progress, transitions)
     except ReceiverError:
         log.warning("metrics: state store unreachable; Redis-backed gauges omitted")

@@ -21,14 +21,14 @@ from redis.credentials import CredentialProvider
 from receiver.config import Settings
 from receiver.errors import StoreUnavailable
 from receiver.secrets import Secret
-from receiver.state.history import FINAL_STATES, RollbackRecord
+from receiver.state.history import FINAL_STATES, RollbackRecord, State
 from receiver.state.reservation import ReserveResult, Scripts, decode
 
 log = logging.getLogger("receiver.state")
 T = TypeVar("T")
 
 EPISODE_TTL_SECONDS = 7 * 86400
-GAUGE_STATES = ("running", "completed", "failed", "interrupted")
+GAUGE_STATES = (State.RUNNING, State.COMPLETED, State.FAILED, State.INTERRUPTED)
 
 
 def client_options() -> dict[str, Any]:
@@ -326,7 +326,7 @@ class Store:
         key = self.key("transitions", service)
         with self.guarded():
             pipe = self.client.pipeline(transaction=True)
-            if state == "running":
+            if state == State.RUNNING:
                 pipe.delete(key)
             pipe.hset(key, state, f"{time.time() if ts is None else ts:.3f}")
             pipe.sadd(self.key("services"), service)

@@ -1,0 +1,122 @@
+"""Approvals: holding a rollback for approval, closing it (rejected, expired, resolved)."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+
+from receiver import metrics
+from receiver.config import Settings
+from receiver.decide.policy import Trigger
+from receiver.decide.vocabulary import METRIC_SKIP_REASONS, Decision, SkipReason
+from receiver.errors import Conflict, NotFound
+from receiver.runner import Tell
+from receiver.state.audit import record_action
+from receiver.state.history import RollbackRecord, State, iso
+from receiver.state.store import Store
+from receiver.tell.base import APPROVAL_EXPIRED, PENDING_APPROVAL, REJECTED
+from receiver.tell.events import approval_request, event_for
+
+log = logging.getLogger("receiver.approvals")
+
+PENDING = "pending"  # deadline kinds in the store
+VETO = "veto"
+
+
+def hold(store: Store, settings: Settings, tell: Tell, record: RollbackRecord) -> None:
+    """Write a pending record with its expiry (and veto) deadline and ask for approval."""
+    now = time.time()
+    record.expires_at = iso(now + settings.approval_timeout_minutes * 60)
+    if record.tier == "emergency" and settings.emergency_veto_minutes:
+        record.veto_at = iso(now + settings.emergency_veto_minutes * 60)
+    store.create_record(record)
+    store.add_deadline(PENDING, record.id, now + settings.approval_timeout_minutes * 60)
+    if record.veto_at:
+        store.add_deadline(VETO, record.id, now + (settings.emergency_veto_minutes or 0) * 60)
+    base = settings.public_url or settings.receiver_url
+    tell(approval_request(record, PENDING_APPROVAL, base))
+
+
+def pending(store: Store, rollback_id: str) -> RollbackRecord:
+    """The pending record, or 404 / 409."""
+    record = store.get_record(rollback_id)
+    if record is None:
+        raise NotFound(f"no rollback {rollback_id}")
+    if record.state != State.PENDING_APPROVAL:
+        raise Conflict(f"rollback {rollback_id} is not pending (it is {record.state})")
+    return record
+
+
+def clear_deadlines(store: Store, rollback_id: str) -> None:
+    store.remove_deadline(PENDING, rollback_id)
+    store.remove_deadline(VETO, rollback_id)
+
+
+def approved(
+    store: Store, record: RollbackRecord, checks: list[dict[str, object]], actor: str
+) -> None:
+    """Note and audit an approval whose checks passed; its deadlines are gone."""
+    record.note(actor, "approve")
+    record_action(store, actor, "approve", rollback_id=record.id, service=record.service)
+    clear_deadlines(store, record.id)
+    record.checks = [dict(c) for c in checks]
+    log.info(
+        "rollback approved",
+        extra={"rollback_id": record.id, "actor": actor, "service": record.service},
+    )
+
+
+def finish_as_dry_run(store: Store, record: RollbackRecord) -> RollbackRecord:
+    """An approved rollback under DRY_RUN: recorded as the dry run it is, nothing changed."""
+    record.state, record.decision, record.reason = State.SKIPPED, Decision.SKIPPED, "dry_run"
+    record.finished_at = iso()
+    store.save_record(record)
+    metrics.SKIPPED.labels(record.service, SkipReason.DRY_RUN).inc()
+    return record
+
+
+def close(
+    store: Store,
+    tell: Tell,
+    rollback_id: str,
+    actor: str,
+    state: State = State.REJECTED,
+    reason: SkipReason = SkipReason.REJECTED,
+) -> RollbackRecord:
+    """Reject (or expire) a pending rollback; a second call answers 409."""
+    record = pending(store, rollback_id)
+    record.state, record.decision, record.reason = state, Decision.SKIPPED, reason
+    record.finished_at = iso()
+    action = "reject" if state == State.REJECTED else str(state)
+    record.note(actor, action)
+    if not store.save_record(record, expect=(State.PENDING_APPROVAL,)):
+        raise Conflict(
+            f"rollback {rollback_id} is not pending (it is {store.record_state(rollback_id)})"
+        )
+    clear_deadlines(store, rollback_id)
+    record_action(
+        store, actor, action, rollback_id=rollback_id, service=record.service, reason=reason
+    )
+    if reason in METRIC_SKIP_REASONS:
+        metrics.SKIPPED.labels(record.service, reason).inc()
+    metrics.DECISIONS.labels(Decision.SKIPPED, reason).inc()
+    log.info(
+        f"pending rollback {state}",
+        extra={
+            "rollback_id": rollback_id,
+            "actor": actor,
+            "service": record.service,
+            "reason": reason,
+        },
+    )
+    tell(event_for(record, REJECTED if state == State.REJECTED else APPROVAL_EXPIRED, reason))
+    return record
+
+
+def cancel_on_resolve(store: Store, tell: Tell, trigger: Trigger) -> None:
+    """A resolved alert cancels its pending rollback."""
+    owner = store.episode_owner(trigger.episode)
+    if owner and store.record_state(owner) == State.PENDING_APPROVAL:
+        with contextlib.suppress(Conflict):  # approved or rejected meanwhile
+            close(store, tell, owner, "alertmanager", State.EXPIRED, SkipReason.RESOLVED)

@@ -1,0 +1,126 @@
+"""Status reads for the API and the console: a service's safety state, the history."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from receiver.config import Settings
+from receiver.decide.blackout import active_window, next_occurrences
+from receiver.errors import NotFound
+from receiver.gathering import SilenceCheck
+from receiver.state.audit import recent_actions, record_action
+from receiver.state.history import RollbackRecord, iso
+from receiver.state.store import Store
+
+
+class StatusReads:
+    """What the HTTP layer and the console read (and the audit entries they write)."""
+
+    settings: Settings
+    store: Store
+    silences: SilenceCheck | None
+
+    def status(self, service: str) -> dict[str, Any]:
+        """One service's safety state (GET /api/v1/status?service=)."""
+        return service_status(self.settings, self.store, self.silences, service)
+
+    def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
+        """The status of one service, or of every configured or seen service."""
+        names = [service] if service else known_services(self.settings, self.store)
+        return [self.status(name) for name in names]
+
+    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
+        """History, newest first."""
+        return self.store.list_records(service, limit)
+
+    def get_record(self, rollback_id: str) -> RollbackRecord:
+        """One record, or NotFound (404)."""
+        return get_record(self.store, rollback_id)
+
+    def audit(self, actor: str, action: str, **details: Any) -> None:
+        """Record one operator action."""
+        record_action(self.store, actor, action, **details)
+
+    def audit_trail(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Operator actions, newest first."""
+        return recent_actions(self.store, limit)
+
+    def ready(self) -> bool:
+        """Whether the state store answers (/readyz)."""
+        return self.store.ping()
+
+    def gauges(self) -> tuple[dict[str, int], dict[tuple[str, str], float]]:
+        """The two Redis-backed gauges (rollback_in_progress, last transition times)."""
+        return self.store.gauges(set(self.settings.services))
+
+
+def namespace_of(settings: Settings, service: str) -> str:
+    target = settings.target_for(service)
+    return target.namespace if target else settings.namespace
+
+
+def known_services(settings: Settings, store: Store) -> list[str]:
+    """Configured services and every service the store has seen, sorted."""
+    return sorted(set(settings.services) | store.services())
+
+
+def service_status(
+    settings: Settings, store: Store, silences: SilenceCheck | None, service: str
+) -> dict[str, Any]:
+    """Cooldown left, rollbacks in the last hour/day, blackout or silence, lock, last rollback."""
+    now = datetime.now(UTC)
+    counts = store.window_counts(service)
+    last = counts["last_start"]
+    cooldown_left = 0.0
+    if last is not None:
+        cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - time.time())
+    windows = settings.blackout_windows
+    active = active_window(windows, now)
+    upcoming = next_occurrences(windows, now, 1)
+    records = store.list_records(service, 1)
+    return {
+        "service": service,
+        "enabled": settings.rollback_enabled,
+        "locked_by": store.lock_owner(service),
+        "cooldown_seconds_left": round(cooldown_left),
+        "rollbacks_last_hour": counts["hour"],
+        "rollbacks_last_day": counts["day"],
+        "limits": {
+            "per_hour": settings.max_rollbacks_per_hour,
+            "per_day": settings.max_rollbacks_per_day,
+            "concurrent": settings.max_concurrent_rollbacks,
+        },
+        "blackout": {
+            "active": active.describe() if active else None,
+            "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
+            "silence": _silence_of(settings, silences, service),
+        },
+        "last_rollback": records[0].to_dict() if records else None,
+    }
+
+
+def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str) -> str | None:
+    """The Alertmanager silence that would hold this service's triggers now, if any."""
+    if silences is None:
+        return None
+    labels = {
+        "service": service,
+        "namespace": namespace_of(settings, service),
+        "rollback_tier": "emergency",
+        "alertname": "TriggerEmergencyRollback",
+    }
+    try:
+        silenced, note = silences(labels)
+    except Exception as exc:
+        return f"unknown: Alertmanager unreachable ({exc.__class__.__name__})"
+    return note if silenced else None
+
+
+def get_record(store: Store, rollback_id: str) -> RollbackRecord:
+    """One record, or 404."""
+    record = store.get_record(rollback_id)
+    if record is None:
+        raise NotFound(f"no rollback {rollback_id}")
+    return record

@@ -1,0 +1,97 @@
+"""The sweeper: reaps expired leases, expires old approvals, acts on passed veto deadlines."""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from receiver import approvals, metrics
+from receiver.decide.vocabulary import SkipReason
+from receiver.errors import Conflict, NotFound, ReceiverError
+from receiver.pipeline import Engine
+from receiver.state.history import StageName, State, iso
+from receiver.tell.base import INTERRUPTED
+from receiver.tell.events import event_for
+
+log = logging.getLogger("receiver.sweeper")
+
+
+def sweep_once(engine: Engine) -> dict[str, int]:
+    """One sweep; any replica (and `monitor`) may run it: each step is atomic in the store."""
+    store = engine.store
+    counts = {"interrupted": 0, "expired": 0, "vetoed": 0}
+    for service, rollback_id in store.reap_expired():
+        counts["interrupted"] += _interrupt(engine, service, rollback_id)
+    for rollback_id in store.due(approvals.VETO):
+        store.remove_deadline(approvals.VETO, rollback_id)
+        try:
+            engine.approve(rollback_id, "veto-window")
+            counts["vetoed"] += 1
+        except (Conflict, NotFound) as exc:
+            log.info(
+                "veto deadline passed but the rollback did not start",
+                extra={"rollback_id": rollback_id, "reason": exc.message},
+            )
+    for rollback_id in store.due(approvals.PENDING):
+        store.remove_deadline(approvals.PENDING, rollback_id)
+        try:
+            approvals.close(
+                store,
+                engine.tell,
+                rollback_id,
+                "receiver",
+                State.EXPIRED,
+                SkipReason.APPROVAL_EXPIRED,
+            )
+            counts["expired"] += 1
+        except (Conflict, NotFound):
+            pass
+    return counts
+
+
+def _interrupt(engine: Engine, service: str, rollback_id: str) -> int:
+    """Mark a reaped rollback `interrupted`, count and tell it; 0 when it had already ended."""
+    store = engine.store
+    record = store.get_record(rollback_id) if rollback_id else None
+    log.error(
+        "rollback lease expired mid-run: marked interrupted",
+        extra={"rollback_id": rollback_id, "service": service},
+    )
+    if record is None or record.state != State.RUNNING:
+        return 0
+    record.state, record.finished_at = State.INTERRUPTED, iso()
+    record.failed_stage = StageName.INTERRUPTED
+    record.error = "lease expired: the process running it stopped (crash or kill)"
+    if not store.save_record(record, expect=(State.RUNNING,)):
+        return 0
+    store.mark_transition(service, State.INTERRUPTED)
+    metrics.FAILED.labels(service, record.tier, StageName.INTERRUPTED).inc()
+    engine.tell(event_for(record, INTERRUPTED))
+    return 1
+
+
+class Sweeper:
+    """Every REAPER_INTERVAL_SECONDS, one sweep, in a daemon thread of the serving process."""
+
+    def __init__(self, engine: Engine, interval: float) -> None:
+        self.engine = engine
+        self.interval = interval
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                sweep_once(self.engine)
+            except ReceiverError as exc:
+                log.warning("sweep skipped", extra={"error": exc.message})
+            except Exception:
+                log.exception("sweep failed")
