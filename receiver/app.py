@@ -15,6 +15,7 @@ from receiver.config import Settings
 from receiver.errors import ReceiverError
 from receiver.logs import setup_logging
 from receiver.pipeline import ActionFactory, Engine, SilenceCheck, Tell
+from receiver.startup import log_startup
 from receiver.state.store import Store
 
 log = logging.getLogger("receiver.app")
@@ -170,6 +171,7 @@ def create_app(
         log.warning("WEBHOOK_TOKEN and WEBHOOK_USERNAME are unset: the webhook accepts anyone")
     if not settings.api_enabled:
         log.info("ADMIN_TOKEN is unset: the /api/v1 admin API is disabled (403)")
+    log_startup(settings)
     if start_sweeper:
         sweeper = Sweeper(engine, settings.reaper_interval_seconds)
         sweeper.start()
