@@ -140,10 +140,12 @@ def create_app(
     metrics.precreate(settings.services)
 
     from receiver.http.api import bp as api_bp
+    from receiver.http.openapi import bp as openapi_bp
     from receiver.http.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
+    app.register_blueprint(openapi_bp)
 
     @app.errorhandler(ReceiverError)
     def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:
