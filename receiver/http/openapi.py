@@ -241,7 +241,7 @@ _LIMIT = {
     "in": "query",
     "schema": {"type": "integer", "minimum": 1, "maximum": 1000, "default": 50},
 }
-_ADMIN = [{"adminToken": []}]
+_ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 _ADMIN_ERRORS = (401, 403, 503)
 
 
