@@ -369,3 +369,31 @@ def test_redis_has_a_disruption_budget(objects: list[dict[str, Any]]) -> None:
     pods = pod_template(one(objects, "StatefulSet", "rollback-redis"))["metadata"]["labels"]
     assert budget["spec"]["selector"]["matchLabels"].items() <= pods.items()
     assert budget["spec"]["minAvailable"] == 1
+
+
+@pytest.mark.parametrize("kind", ["Deployment", "CronJob"])
+def test_the_git_ssh_overlay_mounts_a_deploy_key_and_known_hosts(
+    objects: list[dict[str, Any]], tmp_path: Path, kind: str
+) -> None:
+    """deploy/overlays/git-ssh: GIT_SSH_COMMAND names the mounted key and known_hosts files."""
+    overlay = kustomize(ROOT / "deploy" / "overlays" / "git-ssh")
+    core = [o for o in overlay if not o["apiVersion"].startswith(CRD_GROUPS)]
+    result = validate(tmp_path, core)
+    assert result.returncode == 0, result.stdout + result.stderr
+    spec = pod_spec(one(overlay, kind))
+    (container,) = spec["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    (base,) = pod_spec(one(objects, kind))["containers"]
+    assert {e["name"] for e in base["env"]} <= env.keys()
+    command = env["GIT_SSH_COMMAND"] or ""
+    key = command.split("-i ", 1)[1].split()[0]
+    known_hosts = command.split("UserKnownHostsFile=", 1)[1].split()[0]
+    assert "StrictHostKeyChecking=yes" in command and "BatchMode=yes" in command
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in container["volumeMounts"]}
+    for path in (key, known_hosts):
+        directory, _ = path.rsplit("/", 1)
+        assert mounts[directory]["secret"]["secretName"] == "gitops-ssh"
+        assert mounts[directory]["secret"]["defaultMode"] == 0o440
+    config = one(overlay, "ConfigMap")["data"]
+    assert config["GITOPS_PROVIDER"] == "git" and config["GITOPS_TOKEN_FILE"] == ""
