@@ -61,6 +61,8 @@ def test_it_describes_the_webhook_and_every_api_v1_route() -> None:
     page = listing["responses"]["200"]["content"]["application/json"]["schema"]
     assert "next_cursor" in page["properties"]
     assert "Record" in document["components"]["schemas"]
+    ids = [op["operationId"] for item in document["paths"].values() for op in item.values()]
+    assert len(ids) == len(set(ids))
 
 
 @pytest.fixture
@@ -104,7 +106,7 @@ def test_schemathesis_finds_no_server_error_and_no_answer_outside_the_schema(
             "--checks",
             "not_a_server_error,response_schema_conformance,status_code_conformance",
             "--phases",
-            "examples,coverage,fuzzing",
+            "examples,coverage,fuzzing,stateful",
             "--max-examples",
             "25",
             "--workers",

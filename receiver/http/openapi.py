@@ -245,8 +245,28 @@ _ADMIN: list[dict[str, list[str]]] = [{"adminToken": []}]
 _ADMIN_ERRORS = (401, 403, 503)
 
 
-def _op(summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
-    return {"summary": summary, "security": _ADMIN, "responses": responses, **extra}
+def _op(operation_id: str, summary: str, responses: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {
+        "operationId": operation_id,
+        "summary": summary,
+        "security": _ADMIN,
+        "responses": responses,
+        **extra,
+    }
+
+
+def _record_links() -> dict[str, Any]:
+    """Links from an answer carrying `rollback_id` to the operations on that record."""
+    by_id = {"rollback_id": "$response.body#/rollback_id"}
+    return {
+        "GetRollback": {"operationId": "getRollback", "parameters": by_id},
+        "ApproveRollback": {"operationId": "approveRollback", "parameters": by_id},
+        "RejectRollback": {"operationId": "rejectRollback", "parameters": by_id},
+    }
+
+
+def _with_links(response: dict[str, Any]) -> dict[str, Any]:
+    return {**response, "links": _record_links()}
 
 
 SPEC: dict[str, Any] = {
@@ -261,6 +281,7 @@ SPEC: dict[str, Any] = {
     "paths": {
         "/webhook": {
             "post": {
+                "operationId": "receiveAlertmanagerDelivery",
                 "summary": "Alertmanager delivery: one decision per alert, in delivery order",
                 "security": [{"webhookToken": []}, {"webhookBasic": []}, {}],
                 "requestBody": {
@@ -282,6 +303,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/rollbacks": {
             "get": _op(
+                "listRollbacks",
                 "History, newest first",
                 {
                     "200": _json_body(
@@ -314,10 +336,13 @@ SPEC: dict[str, Any] = {
                 ],
             ),
             "post": _op(
+                "startManualRollback",
                 "Manual rollback (a human's decision: blackout and approval do not apply)",
                 {
-                    "202": _json_body(_MANUAL_ANSWER, "started; it runs on"),
-                    "200": _json_body(_MANUAL_ANSWER, "dry run or skipped: nothing changed"),
+                    "202": _with_links(_json_body(_MANUAL_ANSWER, "started; it runs on")),
+                    "200": _with_links(
+                        _json_body(_MANUAL_ANSWER, "dry run or skipped: nothing changed")
+                    ),
                     **_errors(400, 409, 413, *_ADMIN_ERRORS),
                 },
                 requestBody={
@@ -328,6 +353,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/rollbacks/{rollback_id}": {
             "get": _op(
+                "getRollback",
                 "One record with every stage and timestamp",
                 {"200": _json_body(_ref("Record"), "the record"), **_errors(404, *_ADMIN_ERRORS)},
                 parameters=[_ROLLBACK_ID],
@@ -335,6 +361,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/rollbacks/{rollback_id}/approve": {
             "post": _op(
+                "approveRollback",
                 "Approve a pending rollback (the safety checks run again)",
                 {
                     "200": _json_body(_ref("Record"), "approved: the record"),
@@ -345,6 +372,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/rollbacks/{rollback_id}/reject": {
             "post": _op(
+                "rejectRollback",
                 "Reject a pending rollback",
                 {
                     "200": _json_body(_ref("Record"), "rejected: the record"),
@@ -355,6 +383,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/status": {
             "get": _op(
+                "getStatus",
                 "Safety state per service",
                 {
                     "200": _json_body(
@@ -374,6 +403,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/explain": {
             "post": _op(
+                "explainDelivery",
                 "Every check of every alert of a delivery; acts on nothing, records nothing",
                 {
                     "200": _json_body(
@@ -413,6 +443,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/audit": {
             "get": _op(
+                "listAudit",
                 "Operator actions, newest first",
                 {
                     "200": _json_body(
@@ -428,6 +459,7 @@ SPEC: dict[str, Any] = {
                 parameters=[_LIMIT],
             ),
             "post": _op(
+                "recordAudit",
                 "Record a CLI action done outside the receiver (blackout silences)",
                 {
                     "201": _json_body(
@@ -448,6 +480,7 @@ SPEC: dict[str, Any] = {
         },
         "/api/v1/openapi.json": {
             "get": {
+                "operationId": "getOpenAPIDocument",
                 "summary": "This document",
                 "security": [{}],
                 "responses": {"200": _json_body({"type": "object"}, "the OpenAPI 3.1 description")},
