@@ -397,3 +397,18 @@ def test_the_git_ssh_overlay_mounts_a_deploy_key_and_known_hosts(
         assert mounts[directory]["secret"]["defaultMode"] == 0o440
     config = one(overlay, "ConfigMap")["data"]
     assert config["GITOPS_PROVIDER"] == "git" and config["GITOPS_TOKEN_FILE"] == ""
+
+
+def test_the_documented_ingress_example_validates(tmp_path: Path) -> None:
+    """docs/deploy.md's Ingress behind auth is a valid Ingress that routes only /ui and /api/v1."""
+    import textwrap
+
+    docs = (ROOT / "docs" / "deploy.md").read_text()
+    blocks = [b.split("```", 1)[0] for b in docs.split("```yaml\n")[1:]]
+    (ingress_text,) = [b for b in blocks if "kind: Ingress" in b]
+    ingress = yaml.safe_load(textwrap.dedent(ingress_text))
+    assert "nginx.ingress.kubernetes.io/auth-url" in ingress["metadata"]["annotations"]
+    result = validate(tmp_path, [ingress])
+    assert result.returncode == 0, result.stdout + result.stderr
+    paths = {p["path"] for rule in ingress["spec"]["rules"] for p in rule["http"]["paths"]}
+    assert paths == {"/ui", "/api/v1"}

@@ -156,8 +156,10 @@ def test_create_app_logs_the_summary_once(capfd: pytest.CaptureFixture[str]) -> 
     assert len(service_lines) == 1
 
 
-def test_readyz_names_the_unreachable_redis_without_credentials() -> None:
-    """A 503 whose JSON says which host:port did not answer; the password stays out."""
+def test_readyz_names_the_unreachable_redis_without_credentials(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    """A 503 whose JSON and log line say which host:port did not answer; the password stays out."""
     s = settings(
         REDIS_URL="redis://:s3cr3t-redis-pass@127.0.0.1:1/0",
         GITOPS_REPO="acme/gitops",
@@ -172,3 +174,7 @@ def test_readyz_names_the_unreachable_redis_without_credentials() -> None:
     assert body["redis"] == "127.0.0.1:1"
     assert "127.0.0.1:1" in body["error"]
     assert "s3cr3t" not in response.get_data(as_text=True)
+    logged = [json.loads(line) for line in capfd.readouterr().err.splitlines() if line]
+    (line,) = [e for e in logged if e["msg"] == "readyz: state store unreachable"]
+    assert line["redis"] == "127.0.0.1:1"
+    assert not any("s3cr3t" in json.dumps(e) for e in logged)
