@@ -77,9 +77,8 @@ def _never_rolls_back(target: ServiceTarget, settings: Settings) -> list[str]:
 def startup_summary(settings: Settings, development: bool = False) -> list[StartupNote]:
     """One info line per service and one warning per setup that can never roll back."""
     notes: list[StartupNote] = []
-    targets = dict(settings.services)
-    if settings.service_name not in targets:
-        targets[settings.service_name] = settings.default_target()
+    # No configured service at all: show SERVICE_NAME's (empty) target, so its warnings appear.
+    targets = dict(settings.services) or {settings.service_name: settings.default_target()}
     for name in sorted(targets):
         target = targets[name]
         notes.append(StartupNote("info", _describe(target, settings)))

@@ -60,7 +60,7 @@ def test_every_service_of_rollback_config_gets_its_own_line(tmp_path: Path) -> N
     )
     s = settings(
         ROLLBACK_CONFIG=str(config),
-        SERVICE_NAME="api",
+        SERVICE_NAME="unused-default",
         ROLLBACK_MODE="gitops",
         REQUIRE_APPROVAL="true",
         BLACKOUT_WINDOWS="none",
