@@ -8,9 +8,10 @@ ENV PIP_NO_CACHE_DIR=1 \
 RUN python -m venv /opt/venv
 ENV PATH=/opt/venv/bin:$PATH
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md LICENSE constraints.txt ./
 COPY receiver ./receiver
-RUN pip install --no-cache-dir .
+# The runtime dependencies only, at the versions constraints.txt pins (`make constraints`).
+RUN pip install --no-cache-dir -c constraints.txt .
 
 # --- runtime ----------------------------------------------------------------
 FROM python:3.11-slim-bookworm

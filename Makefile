@@ -4,15 +4,24 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: run test lint rules prometheusrule bench tools redis venv clean
+.PHONY: run test lint rules prometheusrule bench tools redis venv constraints clean
 
-$(VENV)/.installed: pyproject.toml
+# Two stamps: `make run` needs only the runtime dependencies, `make test` adds the test extra.
+# Both install through constraints.txt (the pins CI and the Dockerfile use too).
+$(VENV)/.runtime-installed: pyproject.toml constraints.txt
 	test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -c constraints.txt -e .
 	touch $@
 
-venv: $(VENV)/.installed
+$(VENV)/.test-installed: $(VENV)/.runtime-installed
+	$(PY) -m pip install -q -c constraints.txt -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.test-installed
+
+constraints: ## re-resolve every runtime + test dependency in a fresh venv and pin it
+	bash scripts/refresh-constraints.sh
 
 tools: ## Debian packages for rules, routing and end-to-end tests (installed when missing)
 	@bash scripts/ensure-tools.sh
@@ -35,7 +44,7 @@ prometheusrule: venv ## regenerate deploy/kubernetes/prometheusrule.yaml from al
 test: venv tools redis lint
 	$(BIN)/pytest -q
 
-run: venv
+run: $(VENV)/.runtime-installed
 	@bash scripts/run-dev.sh
 
 bench: venv tools redis

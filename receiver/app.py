@@ -16,6 +16,7 @@ from receiver.gathering import SilenceCheck
 from receiver.logs import setup_logging
 from receiver.pipeline import Engine
 from receiver.runner import ActionFactory, Tell
+from receiver.startup import log_startup
 from receiver.state.store import Store
 from receiver.sweeper import Sweeper
 
@@ -115,6 +116,7 @@ def create_app(
 
     from receiver.console import bp as console_bp
     from receiver.http.api import bp as api_bp
+    from receiver.http.openapi import bp as openapi_bp
     from receiver.http.redaction import redact_answers
     from receiver.http.webhook import bp as webhook_bp
 
@@ -122,6 +124,7 @@ def create_app(
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
     redact_answers(app, settings.redactor())
+    app.register_blueprint(openapi_bp)
 
     @app.errorhandler(ReceiverError)
     def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:
@@ -149,6 +152,7 @@ def create_app(
         log.warning("WEBHOOK_TOKEN and WEBHOOK_USERNAME are unset: the webhook accepts anyone")
     if not settings.api_enabled:
         log.info("ADMIN_TOKEN is unset: the /api/v1 admin API is disabled (403)")
+    log_startup(settings)
     if start_sweeper:
         sweeper = Sweeper(engine, settings.reaper_interval_seconds)
         sweeper.start()

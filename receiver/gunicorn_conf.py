@@ -20,6 +20,15 @@ preload_app = False
 # Alertmanager posts are small; refuse huge header sections early.
 limit_request_field_size = 8190
 
+# gunicorn >= 25.1 opens a control socket at $HOME/.gunicorn/gunicorn.ctl (or under
+# $XDG_RUNTIME_DIR): two receivers on one machine would share it. Off unless
+# RECEIVER_CONTROL_SOCKET names a path for this receiver. Older gunicorn versions ignore
+# these names in a config module (a command-line flag would be an error there).
+_control_socket_path = os.environ.get("RECEIVER_CONTROL_SOCKET", "")
+control_socket_disable = not _control_socket_path
+if _control_socket_path:
+    control_socket = _control_socket_path
+
 
 def child_exit(server: Any, worker: Any) -> None:
     """A dead worker's live gauges must not linger in the multiprocess files."""

@@ -34,6 +34,7 @@ export ROLLBACK_CHANGE_WINDOW="${ROLLBACK_CHANGE_WINDOW:-0}"
 export STABILIZATION_SECONDS="${STABILIZATION_SECONDS:-0}"
 export ADMIN_TOKEN="${ADMIN_TOKEN:-dev-admin-token}"
 export PORT="${PORT:-8080}"
+export RECEIVER_DEV=true  # a dry run is the point here: no DRY_RUN warning at start
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$dev/metrics}"
 
 cat <<MSG

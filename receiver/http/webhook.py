@@ -14,6 +14,7 @@ from receiver.errors import BadRequest, PayloadTooLarge, ReceiverError, Unsuppor
 from receiver.http.auth import check_webhook
 from receiver.intake.payload import parse_message
 from receiver.pipeline import Engine
+from receiver.startup import redis_address
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger("receiver.webhook")
@@ -81,9 +82,14 @@ def healthz() -> tuple[Response, int]:
 
 @bp.get("/readyz")
 def readyz() -> tuple[Response, int]:
-    if engine().ready():
+    eng = engine()
+    if eng.ready():
         return jsonify({"status": "ready"}), 200
-    return jsonify({"status": "not ready", "error": "state store unreachable"}), 503
+    address = redis_address(eng.settings)  # host:port only, never REDIS_URL's credentials
+    log.warning("readyz: state store unreachable", extra={"redis": address})
+    return jsonify(
+        {"status": "not ready", "error": f"state store unreachable at {address}", "redis": address}
+    ), 503
 
 
 @bp.get("/metrics")
