@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from receiver import metrics
 from receiver.tell import base
@@ -54,7 +54,7 @@ class Notifications:
     ) -> Notifications:
         """The configured channels, whose retry waits end early when `close` gives up."""
         notifications = cls([], once=once)
-        notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep)
+        notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep, once=once)
         return notifications
 
     def sleep(self, seconds: float) -> None:
@@ -163,9 +163,11 @@ class Notifications:
 
 
 def build_notifiers(
-    settings: Settings, sleep: Callable[[float], None] = time.sleep
+    settings: Settings,
+    sleep: Callable[[float], None] = time.sleep,
+    once: Callable[[str, int], bool] | None = None,
 ) -> list[base.Notifier]:
-    """One notifier per configured channel (SLACK_WEBHOOK, PAGERDUTY_KEY)."""
+    """One notifier per configured channel (SLACK_WEBHOOK, PAGERDUTY_KEY, INCIDENT_*)."""
     from receiver.tell.pagerduty import PagerDutyNotifier
     from receiver.tell.slack import SlackNotifier
 
@@ -177,5 +179,58 @@ def build_notifiers(
     if settings.pagerduty_key:
         notifiers.append(
             PagerDutyNotifier(settings.pagerduty_key, url=settings.pagerduty_url, sleep=sleep)
+        )
+    notifiers += incident_notifiers(settings, sleep, once)
+    return notifiers
+
+
+class _Fixed:
+    """A constant secret value, for settings that hold a plain string."""
+
+    def __init__(self, value: str | None) -> None:
+        self._value = value
+
+    def get(self) -> str | None:
+        return self._value
+
+
+def _as_secret(value: Any) -> Any:
+    """A Secret-like object (`.get()`) for a Secret, a plain string or None."""
+    return value if hasattr(value, "get") else _Fixed(str(value) if value else None)
+
+
+def incident_notifiers(
+    settings: Settings,
+    sleep: Callable[[float], None] = time.sleep,
+    once: Callable[[str, int], bool] | None = None,
+) -> list[base.Notifier]:
+    """INCIDENT_REPO (GitHub issues) and INCIDENT_WEBHOOK, when the settings carry them."""
+    from receiver.tell.incident import IncidentNotifier, IncidentWebhookNotifier
+
+    notifiers: list[base.Notifier] = []
+    repo = getattr(settings, "incident_repo", None)
+    if repo:
+        # INCIDENT_TOKEN(_FILE), else GITOPS_TOKEN; Secrets are re-read on rotation.
+        token = _as_secret(getattr(settings, "incident_token", None))
+        if not token.get():
+            token = _as_secret(getattr(settings, "gitops_token", None))
+        notifiers.append(
+            IncidentNotifier(
+                str(repo),
+                token,
+                api_url=getattr(settings, "github_api_url", "https://api.github.com"),
+                public_url=getattr(settings, "public_url", None),
+                claim=once,
+                sleep=sleep,
+            )
+        )
+    webhook = _as_secret(getattr(settings, "incident_webhook", None))
+    if webhook.get():
+        notifiers.append(
+            IncidentWebhookNotifier(
+                webhook,
+                _as_secret(getattr(settings, "incident_webhook_token", None)),
+                sleep=sleep,
+            )
         )
     return notifiers
