@@ -147,9 +147,18 @@ def test_a_manual_rollback_opens_no_issue(github: FakeGitHub) -> None:
 def test_two_replicas_starting_the_same_rollback_open_one_issue(
     github: FakeGitHub, claim: Callable[[str, int], bool]
 ) -> None:
-    """The Redis claim lets one replica create; the other opens nothing."""
+    """The Redis claim lets one replica create; the others open nothing."""
+    # Every look for the marker is slow and all four start together: without the claim,
+    # each would find nothing and create (four issues).
+    github.faults.slow("GET", r"/issues$", 0.3, times=4)
+    start = threading.Barrier(4, timeout=5)
     replicas = [make_notifier(github, claim) for _ in range(4)]
-    threads = [threading.Thread(target=r.send, args=(event(),)) for r in replicas]
+
+    def replica_sends(notifier: IncidentNotifier) -> None:
+        start.wait()
+        notifier.send(event())
+
+    threads = [threading.Thread(target=replica_sends, args=(r,)) for r in replicas]
     for thread in threads:
         thread.start()
     for thread in threads:

@@ -62,7 +62,6 @@ SECONDARY_LIMIT_PHRASES = (
     "please retry your request again later",
     "please wait a few minutes before you try again",
 )
-_github_lock = threading.Lock()  # one incident call at a time per process: never a burst
 
 
 class SecretValue(Protocol):
@@ -240,6 +239,9 @@ class IncidentNotifier(base.Notifier):
         self.timeout = timeout
         self._numbers: dict[str, int] = {}  # key -> issue number, found or created here
         self._github: Github | None = None
+        # One request at a time (GitHub asks for serial requests per token); held for a
+        # single call only, never across a retry's wait. One notifier per process.
+        self._serial = threading.Lock()
 
     def wants(self, event: base.Event) -> bool:
         return wanted(event)
@@ -263,7 +265,8 @@ class IncidentNotifier(base.Notifier):
 
     def _call(self, what: str, fn: Callable[[], Any]) -> Any:
         try:
-            return fn()
+            with self._serial:
+                return fn()
         except GithubException as exc:
             raise _github_failure(what, exc) from None
         except requests.RequestException as exc:
@@ -344,12 +347,11 @@ class IncidentNotifier(base.Notifier):
 
     def send(self, event: base.Event) -> None:
         key = incident_key(event)
-        with _github_lock:
-            if event.kind in OPENING:
-                if self._claimed(key):
-                    self._open(event, key)
-                return
-            self._record_outcome(event, key)
+        if event.kind in OPENING:
+            if self._claimed(key):
+                self._open(event, key)
+            return
+        self._record_outcome(event, key)
 
     def _record_outcome(self, event: base.Event, key: str) -> None:
         number = deliver(
