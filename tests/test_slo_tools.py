@@ -172,6 +172,14 @@ def test_check_source_sloth_exits_with_the_tier_of_the_sloth_slo(
     assert report["slo_window"] == "30d"
 
 
+def test_check_source_sloth_prints_the_sloth_slo_in_its_table(prometheus: Prometheus) -> None:
+    """The human table names the Sloth SLO it read and the emergency tier."""
+    result = sloth_check(prometheus, "--service", "checkout")
+    assert result.exit_code == 3, result.output
+    assert "Sloth recording rules (sloth_slo requests-availability)" in result.stdout
+    assert "EMERGENCY" in result.stdout
+
+
 def test_sloth_budget_matches_sloths_own_remaining_budget(prometheus: Prometheus) -> None:
     """Consumed is 1 - slo:period_error_budget_remaining:ratio, burn rates ratio / budget."""
     client = PrometheusClient(prometheus.url, timeout=5)
