@@ -3,8 +3,10 @@
 The shipped recording rules (alerts/slo-*.yml) are used when they have a
 series for the service; otherwise the same figures are computed with raw
 PromQL from `http_requests_total{service,namespace,code}` (5xx = error),
-ERROR_BUDGET and SLO_WINDOW. The tier depends on consumption alone; burn
-rates are shown beside it. Nothing here acts on anything.
+ERROR_BUDGET and SLO_WINDOW. With `source="sloth"` the figures come from a
+Sloth-generated SLO's recording rules instead (series labelled sloth_service
+and sloth_slo). The tier depends on consumption alone; burn rates are shown
+beside it. Nothing here acts on anything.
 """
 
 from __future__ import annotations
@@ -23,7 +25,14 @@ EXIT_CANNOT_EVALUATE = 4
 CONSUMED_RECORD = "slo:error_budget_consumed:ratio"
 BURN_RATE_PREFIX = "slo:burn_rate:ratio_rate"
 RAW_BURN_WINDOWS = ("5m", "30m", "1h", "6h", "1d")
-SOURCES = ("auto", "rules", "raw")
+SOURCES = ("auto", "rules", "raw", "sloth")
+
+# Sloth's recording rules (slok/sloth examples/_gen/getting-started.yml): per-window error
+# ratios slo:sli_error:ratio_rate<window>, the SLO period's ratio under the period's own name
+# (ratio_rate30d by default), slo:error_budget:ratio, slo:time_period:days, and
+# slo:period_error_budget_remaining:ratio = 1 - ratio over the period / budget.
+SLOTH_REMAINING_RECORD = "slo:period_error_budget_remaining:ratio"
+SLOTH_BURN_WINDOWS = ("5m", "30m", "1h", "2h", "6h", "1d", "3d")
 
 _UNIT = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
 
@@ -43,11 +52,12 @@ class BudgetReport:
 
     service: str
     namespace: str
-    source: str  # recording_rules | raw_promql
+    source: str  # recording_rules | raw_promql | sloth
     consumed: float  # share of the window's budget spent: 1.0 = all of it
     burn_rates: dict[str, float] = field(default_factory=dict)  # window -> burn rate
     error_budget: float | None = None
     slo_window: str | None = None
+    slo: str | None = None  # the Sloth SLO name (sloth_slo), for source "sloth"
 
     @property
     def remaining(self) -> float:
@@ -73,6 +83,7 @@ class BudgetReport:
             "slo_window": self.slo_window,
             "tier": self.tier,
             "exit_code": self.exit_code,
+            **({"slo": self.slo} if self.slo is not None else {}),
         }
 
 
@@ -106,9 +117,12 @@ def read_budget(
     error_budget: float,
     slo_window: str,
     source: str = "auto",
+    slo: str | None = None,
 ) -> BudgetReport:
     """Budget of one service: recording rules first (unless `source` says), else raw PromQL."""
     try:
+        if source == "sloth":
+            return read_sloth_budget(client, service, namespace, slo)
         if source in ("auto", "rules"):
             report = _from_rules(client, service, namespace)
             if report is not None:
@@ -143,6 +157,70 @@ def _from_rules(client: PrometheusClient, service: str, namespace: str) -> Budge
     return BudgetReport(
         service, namespace, "recording_rules", consumed, ordered, error_budget, slo_window
     )
+
+
+def _sloth_selector(service: str, slo: str) -> str:
+    return f"sloth_service={_quote(service)},sloth_slo={_quote(slo)}"
+
+
+def _sloth_slo_name(client: PrometheusClient, service: str, slo: str | None) -> str:
+    """The SLO to read: the one given, else the service's only Sloth SLO."""
+    found = client.query(
+        f"group by (sloth_slo) (slo:error_budget:ratio{{sloth_service={_quote(service)}}})"
+    )
+    names = sorted(sample.labels.get("sloth_slo", "") for sample in found)
+    if slo is not None:
+        if slo in names:
+            return slo
+        known = ", ".join(names) or "none"
+        raise CannotEvaluate(
+            "no_data",
+            f"no Sloth SLO {slo!r} for sloth_service={service} (its SLOs: {known}): "
+            "are Sloth's generated rules loaded in this Prometheus?",
+        )
+    if len(names) == 1:
+        return names[0]
+    if not names:
+        raise CannotEvaluate(
+            "no_data",
+            f"no Sloth series slo:error_budget:ratio for sloth_service={service}: "
+            "are Sloth's generated rules loaded in this Prometheus?",
+        )
+    raise CannotEvaluate(
+        "no_data",
+        f"sloth_service={service} has several SLOs ({', '.join(names)}): pick one with --slo",
+    )
+
+
+def read_sloth_budget(
+    client: PrometheusClient, service: str, namespace: str, slo: str | None
+) -> BudgetReport:
+    """Budget of one Sloth SLO of a service, from Sloth's own recording rules."""
+    name = _sloth_slo_name(client, service, slo)
+    where = _sloth_selector(service, name)
+    budget = client.query_value(f"max(slo:error_budget:ratio{{{where}}})")
+    days = client.query_value(f"max(slo:time_period:days{{{where}}})")
+    if budget is None or budget <= 0:
+        raise CannotEvaluate("no_data", f"no usable slo:error_budget:ratio for {where}")
+    period = f"{days:g}d" if days else "30d"
+    remaining = client.query_value(f"max({SLOTH_REMAINING_RECORD}{{{where}}})")
+    if remaining is not None:
+        consumed = 1.0 - remaining
+    else:
+        ratio = client.query_value(f"max(slo:sli_error:ratio_rate{period}{{{where}}})")
+        if ratio is None:
+            raise CannotEvaluate(
+                "no_data",
+                f"neither {SLOTH_REMAINING_RECORD} nor slo:sli_error:ratio_rate{period} "
+                f"has a series for {where} (fewer than two samples yet?)",
+            )
+        consumed = ratio / budget
+    burn_rates: dict[str, float] = {}
+    for window in SLOTH_BURN_WINDOWS:
+        value = client.query_value(f"max(slo:sli_error:ratio_rate{window}{{{where}}})")
+        if value is not None:
+            burn_rates[window] = value / budget
+    return BudgetReport(service, namespace, "sloth", consumed, burn_rates, budget, period, name)
 
 
 def _error_ratio(service: str, namespace: str, function: str, window: str) -> str:
@@ -200,6 +278,7 @@ def render_table(report: BudgetReport) -> str:
     source = {
         "recording_rules": f"recording rules ({CONSUMED_RECORD})",
         "raw_promql": "raw PromQL on http_requests_total (5xx = error)",
+        "sloth": f"Sloth recording rules (sloth_slo {report.slo})",
     }[report.source]
     budget = "-"
     if report.error_budget is not None:

@@ -116,6 +116,7 @@ class Settings:
     history_max_records: int = 1000
     receiver_url: str = "http://127.0.0.1:8080"
     public_url: str | None = None
+    incident_repo: str | None = None
     gitops_cache_dir: str | None = None
     # From ROLLBACK_CONFIG (plus the single-service target of SERVICE_NAME).
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
@@ -195,6 +196,7 @@ class Settings:
             history_max_records=env.number("HISTORY_MAX_RECORDS", int, low=10),
             receiver_url=env.url("RECEIVER_URL"),
             public_url=env.url("PUBLIC_URL"),
+            incident_repo=env.checked("INCIDENT_REPO", _incident_repo),
             gitops_cache_dir=env.text("GITOPS_CACHE_DIR"),
             **secrets,
         )
@@ -324,3 +326,10 @@ def _argocd_server(name: str, value: str) -> str:
     if not re.fullmatch(r"[\w.\-\[\]:]+", server):
         raise ConfigError(f"{name}: {redact_userinfo(value)!r} is not host:port")
     return server
+
+
+def _incident_repo(name: str, value: str) -> str:
+    """INCIDENT_REPO: a GitHub `owner/name` where incident issues are opened."""
+    if not is_github_slug(value.strip()):
+        raise ConfigError(f"{name}: must be a GitHub owner/name, got {value.strip()[:80]!r}")
+    return value.strip()

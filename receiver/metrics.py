@@ -27,7 +27,7 @@ from receiver.state.history import StageName
 SKIP_REASONS = METRIC_SKIP_REASONS
 FAILED_STAGES = tuple(StageName)
 TIERS = ("critical", "emergency", "manual")
-CHANNELS = ("slack", "pagerduty")
+CHANNELS = ("slack", "pagerduty", "incident")
 
 STARTED = Counter("rollback_started_total", "Rollbacks started", ["service", "tier"])
 COMPLETED = Counter("rollback_completed_total", "Rollbacks completed", ["service", "tier"])

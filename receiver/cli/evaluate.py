@@ -40,6 +40,12 @@ CANNOT_EVALUATE = ExitCode.UNREACHABLE
     help="recording rules, raw PromQL, or auto: the rules when they have the service",
 )
 @click.option(
+    "--slo",
+    default=None,
+    help="with --source sloth: the Sloth SLO name (sloth_slo) when a service has several "
+    "(default: the service's only SLO)",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="one JSON object on stdout (default: a table)"
 )
 def check(
@@ -47,6 +53,7 @@ def check(
     namespace: str | None,
     prometheus_url: str | None,
     source: str,
+    slo: str | None,
     as_json: bool,
 ) -> None:
     """Error-budget consumption of a service; the exit code is its tier (a pre-deploy gate)."""
@@ -64,6 +71,7 @@ def check(
             error_budget=settings.error_budget,
             slo_window=settings.slo_window,
             source=source,
+            slo=slo,
         )
     except CannotEvaluate as exc:
         if as_json:

@@ -57,7 +57,7 @@ class Notifications:
     ) -> Notifications:
         """The configured channels, whose retry waits end early when `close` gives up."""
         notifications = cls([], once=once, redact=settings.redactor())
-        notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep)
+        notifications.notifiers = build_notifiers(settings, sleep=notifications.sleep, once=once)
         return notifications
 
     def sleep(self, seconds: float) -> None:
@@ -167,9 +167,11 @@ class Notifications:
 
 
 def build_notifiers(
-    settings: Settings, sleep: Callable[[float], None] = time.sleep
+    settings: Settings,
+    sleep: Callable[[float], None] = time.sleep,
+    once: Callable[[str, int], bool] | None = None,
 ) -> list[base.Notifier]:
-    """One notifier per configured channel (SLACK_WEBHOOK, PAGERDUTY_KEY)."""
+    """One notifier per configured channel (SLACK_WEBHOOK, PAGERDUTY_KEY, INCIDENT_*)."""
     from receiver.tell.pagerduty import PagerDutyNotifier
     from receiver.tell.slack import SlackNotifier
 
@@ -181,5 +183,38 @@ def build_notifiers(
     if settings.pagerduty_key:
         notifiers.append(
             PagerDutyNotifier(settings.pagerduty_key, url=settings.pagerduty_url, sleep=sleep)
+        )
+    notifiers += incident_notifiers(settings, sleep, once)
+    return notifiers
+
+
+def incident_notifiers(
+    settings: Settings,
+    sleep: Callable[[float], None] = time.sleep,
+    once: Callable[[str, int], bool] | None = None,
+) -> list[base.Notifier]:
+    """INCIDENT_REPO (GitHub issues) and INCIDENT_WEBHOOK, when the settings carry them."""
+    from receiver.tell.incident import IncidentNotifier
+    from receiver.tell.incident_webhook import IncidentWebhookNotifier
+
+    notifiers: list[base.Notifier] = []
+    if settings.incident_repo:
+        # INCIDENT_TOKEN(_FILE), else GITOPS_TOKEN; Secrets are re-read on rotation.
+        token = settings.incident_token if settings.incident_token.get() else settings.gitops_token
+        notifiers.append(
+            IncidentNotifier(
+                settings.incident_repo,
+                token,
+                api_url=settings.github_api_url,
+                public_url=settings.public_url,
+                claim=once,
+                sleep=sleep,
+            )
+        )
+    if settings.incident_webhook.get():
+        notifiers.append(
+            IncidentWebhookNotifier(
+                settings.incident_webhook, settings.incident_webhook_token, sleep=sleep
+            )
         )
     return notifiers

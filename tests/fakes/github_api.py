@@ -4,11 +4,17 @@ Endpoints (API-FACTS D): GET /repos/{o}/{r}; GET /repos/{o}/{r}/commits?sha=&pat
 Link header); GET /git/commits/{sha}; GET /git/trees/{sha}[?recursive=1]; POST /git/trees
 (base_tree, nested paths, `sha: null` deletes); POST /git/commits; GET /git/ref/{ref} and
 /git/refs/{ref}; PATCH /git/refs/{ref} and /git/ref/{ref} (422 "Update is not a fast forward");
-POST /git/refs; POST /pulls. Every object is a real git object made with plumbing
+POST /git/refs; POST /pulls; issues: POST/GET /issues (state, labels, sort, direction,
+per_page, page with a Link header), GET/PATCH /issues/{n}, POST /issues/{n}/comments,
+POST /issues/{n}/labels. Every object is a real git object made with plumbing
 (hash-object, update-index on a throwaway index, write-tree, commit-tree, update-ref).
 
 Auth: `Authorization: token T` or `Bearer T`; anything else is 401 "Bad credentials".
-Errors carry GitHub's bodies: {"message", "documentation_url", "status"}.
+Errors carry GitHub's bodies: {"message", "documentation_url", "status"}. Issues answer as
+GitHub does: 404 "Not Found" for another repository, 410 "Issues are disabled for this repo"
+when `issues_enabled` is False, 422 "Validation Failed" with `errors` for a missing title or
+a bad state (REST docs "Create an issue" / "Update an issue" status codes; the 410 message as
+reported in ingydotnet/git-hub#72 and ossf/allstar#64).
 
 Use `running_github(repo, ...)` (a context manager) or `FakeGitHub(...).start()` / `.stop()`;
 `fake.faults` programs failures (`fail`, `slow`, `on`) and records calls;
@@ -70,6 +76,9 @@ class FakeGitHub:
         self.default_branch = default_branch
         self.faults = Faults()
         self.pulls: list[dict[str, Any]] = []
+        self.issues: list[dict[str, Any]] = []
+        self.issues_enabled = True
+        self.rate_remaining: int | None = None  # sent as x-ratelimit-remaining when set
         self.server: ServerThread | None = None
         self.app = self._build_app()
 
@@ -255,6 +264,10 @@ class FakeGitHub:
         def lost_answer(response: Response) -> Response:
             for rule in request.environ.get("fake.after", []):
                 return answer(rule.body, rule.status or 500, rule.headers)
+            if self.rate_remaining is not None:
+                response.headers["x-ratelimit-limit"] = "5000"
+                response.headers["x-ratelimit-remaining"] = str(self.rate_remaining)
+                response.headers["x-ratelimit-reset"] = str(int(time.time()) + 3600)
             return response
 
         def repo_or_404(owner: str, name: str) -> Response | None:
@@ -517,11 +530,185 @@ class FakeGitHub:
             self.pulls.append(pull)
             return answer(pull, 201)
 
+        self._add_issue_routes(app, prefix, repo_or_404)
+
         @app.errorhandler(404)
         def unknown(_: Exception) -> Response:
             return error(404, "Not Found")
 
         return app
+
+    # -- issues ----------------------------------------------------------------------------
+
+    def _issue_json(self, issue: dict[str, Any]) -> dict[str, Any]:
+        number = issue["number"]
+        return {
+            **{k: v for k, v in issue.items() if k != "comment_list"},
+            "url": f"{self._api}/issues/{number}",
+            "html_url": f"https://github.example/{self.full_name}/issues/{number}",
+            "comments": len(issue["comment_list"]),
+            "labels": [{"id": 1, "name": n, "color": "ededed"} for n in issue["labels"]],
+        }
+
+    def issue(self, number: int) -> dict[str, Any]:
+        """An issue as stored (labels as names, `comment_list` of comment bodies)."""
+        return next(i for i in self.issues if i["number"] == number)
+
+    def _add_issue_routes(self, app: Flask, prefix: str, repo_or_404: Any) -> None:
+        issues_docs = "https://docs.github.com/rest/issues/issues"
+
+        def unusable(owner: str, name: str) -> Response | None:
+            missing = repo_or_404(owner, name)
+            if missing is not None:
+                return missing  # type: ignore[no-any-return]
+            if not self.issues_enabled:
+                return error(410, "Issues are disabled for this repo", issues_docs)
+            return None
+
+        def find(number: int) -> dict[str, Any] | None:
+            return next((i for i in self.issues if i["number"] == number), None)
+
+        @app.post(prefix + "/issues")
+        def create_issue(owner: str, name: str) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            body = request.get_json(silent=True) or {}
+            title = body.get("title")
+            if not isinstance(title, str) or not title.strip():
+                return error(
+                    422,
+                    "Validation Failed",
+                    f"{issues_docs}#create-an-issue",
+                    errors=[{"resource": "Issue", "code": "missing_field", "field": "title"}],
+                )
+            labels = [
+                str(x.get("name") if isinstance(x, dict) else x) for x in body.get("labels") or []
+            ]
+            now = iso(time.time())
+            issue = {
+                "id": 5000 + len(self.issues) + 1,
+                "number": len(self.issues) + len(self.pulls) + 1,
+                "title": title,
+                "body": body.get("body"),
+                "state": "open",
+                "state_reason": None,
+                "labels": labels,
+                "user": {"login": "rollback-bot"},
+                "created_at": now,
+                "updated_at": now,
+                "closed_at": None,
+                "comment_list": [],
+            }
+            self.issues.append(issue)
+            return answer(self._issue_json(issue), 201)
+
+        @app.get(prefix + "/issues")
+        def list_issues(owner: str, name: str) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            state = request.args.get("state", "open")
+            wanted = [x for x in request.args.get("labels", "").split(",") if x]
+            found = [
+                i
+                for i in self.issues
+                if (state == "all" or i["state"] == state) and all(x in i["labels"] for x in wanted)
+            ]
+            found.sort(key=lambda i: i["number"], reverse=request.args.get("direction") != "asc")
+            per_page = min(100, int(request.args.get("per_page", 30)))
+            page = int(request.args.get("page", 1))
+            chunk = found[(page - 1) * per_page : page * per_page]
+            headers = {}
+            if page * per_page < len(found):
+                query = {**request.args, "page": str(page + 1)}
+                link = f"{self._api}/issues?" + "&".join(f"{k}={v}" for k, v in query.items())
+                headers["Link"] = f'<{link}>; rel="next"'
+            return answer([self._issue_json(i) for i in chunk], 200, headers)
+
+        @app.get(prefix + "/issues/<int:number>")
+        def get_issue(owner: str, name: str, number: int) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            issue = find(number)
+            if issue is None:
+                return error(404, "Not Found", f"{issues_docs}#get-an-issue")
+            return answer(self._issue_json(issue))
+
+        @app.patch(prefix + "/issues/<int:number>")
+        def update_issue(owner: str, name: str, number: int) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            issue = find(number)
+            if issue is None:
+                return error(404, "Not Found", f"{issues_docs}#update-an-issue")
+            body = request.get_json(silent=True) or {}
+            if "state" in body and body["state"] not in ("open", "closed"):
+                return error(
+                    422,
+                    "Validation Failed",
+                    f"{issues_docs}#update-an-issue",
+                    errors=[{"resource": "Issue", "code": "invalid", "field": "state"}],
+                )
+            if "state" in body:
+                issue["state"] = body["state"]
+                issue["closed_at"] = iso(time.time()) if body["state"] == "closed" else None
+                issue["state_reason"] = body.get("state_reason") or (
+                    "completed" if body["state"] == "closed" else "reopened"
+                )
+            if "labels" in body:
+                issue["labels"] = [str(x) for x in body["labels"]]
+            for key in ("title", "body"):
+                if key in body:
+                    issue[key] = body[key]
+            issue["updated_at"] = iso(time.time())
+            return answer(self._issue_json(issue))
+
+        @app.post(prefix + "/issues/<int:number>/comments")
+        def create_comment(owner: str, name: str, number: int) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            issue = find(number)
+            if issue is None:
+                return error(404, "Not Found", f"{issues_docs}#create-an-issue-comment")
+            text = (request.get_json(silent=True) or {}).get("body")
+            if not isinstance(text, str) or not text:
+                return error(
+                    422,
+                    "Validation Failed",
+                    errors=[{"resource": "IssueComment", "code": "missing_field", "field": "body"}],
+                )
+            issue["comment_list"].append(text)
+            cid = 9000 + sum(len(i["comment_list"]) for i in self.issues)
+            return answer(
+                {
+                    "id": cid,
+                    "body": text,
+                    "user": {"login": "rollback-bot"},
+                    "url": f"{self._api}/issues/comments/{cid}",
+                    "html_url": f"https://github.example/{self.full_name}/issues/{number}#issuecomment-{cid}",
+                    "created_at": iso(time.time()),
+                },
+                201,
+            )
+
+        @app.post(prefix + "/issues/<int:number>/labels")
+        def add_labels(owner: str, name: str, number: int) -> Response:
+            refused = unusable(owner, name)
+            if refused:
+                return refused
+            issue = find(number)
+            if issue is None:
+                return error(404, "Not Found", f"{issues_docs}#add-labels-to-an-issue")
+            body = request.get_json(silent=True)
+            names = body.get("labels") if isinstance(body, dict) else body
+            for label in names or []:
+                if str(label) not in issue["labels"]:
+                    issue["labels"].append(str(label))
+            return answer([{"id": 1, "name": n, "color": "ededed"} for n in issue["labels"]])
 
 
 def _is_ancestor(repo: BareRepo, old: str, new: str) -> bool:
