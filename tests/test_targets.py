@@ -195,3 +195,35 @@ def test_an_alert_pointing_at_a_sibling_folder_is_skipped_no_target_with_the_rea
     check = next(c for c in explained["alerts"][0]["checks"] if c["check"] == "no_target")
     assert check["passed"] is False
     assert "gitops_path='k8s/api/../billing' refused for api" in check["detail"]
+
+
+def test_safety_targets_name_the_app_and_the_folder_without_credentials() -> None:
+    from receiver.decide.targets import GitOpsTarget, ServiceTarget
+
+    target = ServiceTarget(
+        service="api",
+        namespace="prod",
+        gitops=GitOpsTarget("https://bot:s3cret@git.example/acme/gitops.git", "k8s/api", "main"),
+        argocd_app="api-prod",
+    )
+    ids = target.safety_targets()
+    assert ids[0] == "argocd:api-prod"
+    assert ids[1].startswith("git:") and ids[1].endswith("@main:k8s/api")
+    assert "s3cret" not in ids[1]
+    assert ServiceTarget("x", "prod", None, None).safety_targets() == ()
+
+
+@pytest.mark.parametrize(
+    ("a", "b", "conflict"),
+    [
+        ("k8s/app", "k8s/app", True),
+        ("k8s/app", "k8s/app/overlays/prod", True),
+        ("k8s/app/overlays/prod", "k8s/app", True),
+        ("k8s/app", "k8s/app-other", False),
+        ("k8s/a", "k8s/b", False),
+    ],
+)
+def test_paths_conflict_when_one_contains_the_other(a: str, b: str, conflict: bool) -> None:
+    from receiver.decide.targets import paths_conflict
+
+    assert paths_conflict(a, b) is conflict

@@ -51,6 +51,21 @@ class ServiceTarget:
     allowed_paths: tuple[str, ...] = ()
     allowed_apps: tuple[str, ...] = ()
 
+    def safety_targets(self) -> tuple[str, ...]:
+        """The ids whose lock, cooldown, limits and revision memory this service shares.
+
+        `argocd:<app>` for the Argo CD application; `git:<repo>@<branch>:<path>` for the
+        manifest folder (two folders conflict when one contains the other: `paths_conflict`).
+        The repo is named without URL credentials.
+        """
+        ids = []
+        if self.argocd_app:
+            ids.append(f"argocd:{self.argocd_app}")
+        if self.gitops:
+            g = self.gitops
+            ids.append(f"git:{redact_userinfo(g.repo)}@{g.branch}:{g.path}")
+        return tuple(ids)
+
     def describe(self) -> str:
         """A one-line description safe to record and show (no URL credentials)."""
         parts = []
@@ -126,6 +141,11 @@ def normalize_path(text: str) -> str:
 def path_is_within(path: str, folder: str) -> bool:
     """True when `path` is `folder` or inside it (`k8s/app-other` is not in `k8s/app`)."""
     return path == folder or path.startswith(folder + "/")
+
+
+def paths_conflict(a: str, b: str) -> bool:
+    """Two manifest folders conflict when one equals or contains the other."""
+    return path_is_within(a, b) or path_is_within(b, a)
 
 
 def _shown(value: str) -> str:
