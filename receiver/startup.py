@@ -10,6 +10,7 @@ from typing import Literal
 from urllib.parse import urlsplit
 
 from receiver.config import ServiceTarget, Settings
+from receiver.redaction import redact_userinfo
 
 log = logging.getLogger("receiver.startup")
 
@@ -45,8 +46,12 @@ def redis_address(settings: Settings) -> str:
 
 def _describe(target: ServiceTarget, settings: Settings) -> str:
     gitops = target.gitops
-    where = f"{gitops.repo} path {gitops.path} branch {gitops.branch}" if gitops else "none"
-    blackout = settings.blackout_windows or "none"
+    where = (
+        f"{redact_userinfo(gitops.repo)} path {gitops.path} branch {gitops.branch}"
+        if gitops
+        else "none"
+    )
+    blackout = "; ".join(w.text for w in settings.blackout_windows) or "none"
     return (
         f"service {target.service} (namespace {target.namespace}): gitops {where}, "
         f"argocd app {target.argocd_app or 'none'}, mode {settings.rollback_mode}, "

@@ -28,6 +28,16 @@ def after_rollback(module_chains: ChainFactory) -> Iterator[Chain]:
         lambda: query(chain, f'rollback_completed_total{{service="{chain.service}"}} > 0'),
         30,
     )
+    # Range panels (increase, rate) need two samples of a series inside their window: wait
+    # for a second scrape after the rollback rather than racing the scrape interval.
+    wait_until(
+        "Prometheus has two samples of the rollback counters",
+        lambda: query(
+            chain,
+            f'count_over_time(rollback_completed_total{{service="{chain.service}"}}[5m]) >= 2',
+        ),
+        60,
+    )
     yield chain
 
 
