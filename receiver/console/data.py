@@ -260,8 +260,10 @@ def active_silences() -> list[ActiveSilence]:
 def create_blackout(duration: str, comment: str, service: str | None, actor: str) -> str:
     """Make a blackout silence (same code as `blackout create`); its id."""
     from receiver.blackouts import create_blackout as make
+    from receiver.blackouts import trigger_kinds
 
-    made = _blackout_call(lambda client: make(client, duration, comment, service, actor))
+    kinds = trigger_kinds(settings().triggers)
+    made = _blackout_call(lambda client: make(client, duration, comment, service, actor, kinds))
     audit(
         actor,
         "blackout_created",
