@@ -241,7 +241,7 @@ def _blackout_call(call: Any) -> Any:
 
 def active_silences() -> list[ActiveSilence]:
     """Active blackouts and freezes, soonest to end first."""
-    from receiver.blackouts import active_blackouts, silence_kind
+    from receiver.blackouts import active_blackouts, comment_of, group_of, silence_kind
 
     silences = _blackout_call(active_blackouts)
     return [
@@ -249,7 +249,7 @@ def active_silences() -> list[ActiveSilence]:
             id=s.id,
             kind=silence_kind(s),
             created_by=s.created_by,
-            comment=s.comment,
+            comment=comment_of(s) + (f" (group {group_of(s)})" if group_of(s) else ""),
             matchers=s.describe_matchers(),
             ends_at=_when(s.ends_at),
         )
