@@ -183,10 +183,10 @@ def default_wait_seconds(engine: Engine) -> float:
     return float(s.validation_timeout_seconds + s.stabilization_seconds + 300)
 
 
-def _order(alert: Alert) -> tuple[bool, str, str, str]:
+def _order(alert: Alert, settings: Settings) -> tuple[bool, str, str, str]:
     """Emergencies first, so a critical trigger of the same service finds the lock taken."""
-    tier = alert.labels.get("rollback_tier") or TRIGGER_ALERTNAMES.get(alert.alertname, "")
-    return (tier != "emergency", alert.labels.get("service", ""), alert.alertname, alert.starts_at)
+    trigger = classify(alert, settings)
+    return (trigger.tier != "emergency", trigger.service, alert.alertname, alert.starts_at)
 
 
 def run_once(
@@ -215,7 +215,7 @@ def run_once(
             for raw in raw_alerts
             if is_firing_trigger(raw, engine.settings)
         ),
-        key=_order,
+        key=lambda alert: _order(alert, engine.settings),
     )
     outcomes: list[TriggerOutcome] = []
     error = None
