@@ -8,7 +8,14 @@ from datetime import UTC, datetime
 
 from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
-from receiver.decide.policy import Facts, Trigger, origins_of, target_resolution, with_fact
+from receiver.decide.policy import (
+    Facts,
+    Trigger,
+    origins_of,
+    silence_labels,
+    target_resolution,
+    with_fact,
+)
 from receiver.decide.vocabulary import Origin, SkipReason
 from receiver.errors import ActionError
 from receiver.records import ManualRequest
@@ -47,7 +54,7 @@ def check_silence(silences: SilenceCheck | None, trigger: Trigger, facts: Facts)
     if silences is None:
         return with_fact(facts, silenced=False, silence_note="silences not checked")
     try:
-        silenced, note = silences(dict(trigger.alert.labels))
+        silenced, note = silences(silence_labels(trigger))
     except Exception as exc:
         # The contract's one deliberate exception to "in doubt, don't": the delivery
         # left Alertmanager moments ago, so its silence state is fresh enough.

@@ -24,7 +24,8 @@ from typing import Any
 import yaml
 
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
-from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, classify
+from receiver.config import Settings
+from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, classify, trigger_kind
 from receiver.decide.vocabulary import Decision
 from receiver.errors import ReceiverError
 from receiver.intake.payload import ZERO_TIME, Alert
@@ -83,12 +84,14 @@ def external_labels(client: PrometheusClient) -> dict[str, str]:
     return {str(k): str(v) for k, v in labels.items()}
 
 
-def is_firing_trigger(raw: Mapping[str, Any]) -> bool:
-    """A firing alert the receiver acts on: a trigger alertname, or rollback_tier of a tier."""
-    labels = raw.get("labels") or {}
-    return raw.get("state") == "firing" and (
-        labels.get("alertname") in TRIGGER_ALERTNAMES or labels.get("rollback_tier") in TIERS
-    )
+def is_firing_trigger(raw: Mapping[str, Any], settings: Settings | None = None) -> bool:
+    """A firing alert the receiver acts on: a trigger alertname, a tier or a `triggers:` match."""
+    labels = {str(k): str(v) for k, v in (raw.get("labels") or {}).items()}
+    if raw.get("state") != "firing":
+        return False
+    if labels.get("alertname") in TRIGGER_ALERTNAMES or labels.get("rollback_tier") in TIERS:
+        return True
+    return settings is not None and trigger_kind(labels, settings)[0] is not None
 
 
 def as_delivered(raw: Mapping[str, Any], external: Mapping[str, str]) -> Alert:
@@ -180,10 +183,10 @@ def default_wait_seconds(engine: Engine) -> float:
     return float(s.validation_timeout_seconds + s.stabilization_seconds + 300)
 
 
-def _order(alert: Alert) -> tuple[bool, str, str, str]:
+def _order(alert: Alert, settings: Settings) -> tuple[bool, str, str, str]:
     """Emergencies first, so a critical trigger of the same service finds the lock taken."""
-    tier = alert.labels.get("rollback_tier") or TRIGGER_ALERTNAMES.get(alert.alertname, "")
-    return (tier != "emergency", alert.labels.get("service", ""), alert.alertname, alert.starts_at)
+    trigger = classify(alert, settings)
+    return (trigger.tier != "emergency", trigger.service, alert.alertname, alert.starts_at)
 
 
 def run_once(
@@ -207,7 +210,12 @@ def run_once(
     except PrometheusUnavailable as exc:
         return MonitorResult(swept=swept, error=str(exc))
     alerts = sorted(
-        (as_delivered(raw, external) for raw in raw_alerts if is_firing_trigger(raw)), key=_order
+        (
+            as_delivered(raw, external)
+            for raw in raw_alerts
+            if is_firing_trigger(raw, engine.settings)
+        ),
+        key=lambda alert: _order(alert, engine.settings),
     )
     outcomes: list[TriggerOutcome] = []
     error = None

@@ -123,6 +123,6 @@ def test_blackout_commands_record_who_in_the_receivers_audit_trail(
     ]
     assert trail[1]["service"] == "api" and trail[1]["comment"] == "db migration"
     assert shown.exit_code == 0 and "blackout_created" in shown.output
-    # The silence is what counts: an unreachable receiver is a warning, not a failure.
-    assert unreachable.exit_code == 0
-    assert "not recorded in the receiver's audit trail" in unreachable.output
+    # Without the receiver's trigger kinds no blackout is made (tests/test_blackout_kinds.py).
+    assert unreachable.exit_code == 4
+    assert "cannot ask the receiver" in unreachable.output

@@ -234,3 +234,16 @@ def test_check_source_sloth_takes_the_slo_name(prometheus: Prometheus) -> None:
     assert named.exit_code == 3, named.output
     missing = sloth_check(prometheus, "--service", "checkout", "--slo", "no-such-slo")
     assert missing.exit_code == 4, missing.output
+
+
+def test_check_refuses_slo_without_source_sloth_and_an_unreachable_prometheus_is_exit_4() -> None:
+    """`--slo` means a Sloth SLO; without --source sloth it is refused rather than ignored."""
+    env = {"PROMETHEUS_URL": "http://127.0.0.1:9", "SERVICE_NAME": "api"}
+    runner = CliRunner()
+    refused = runner.invoke(
+        check, ["--service", "checkout", "--slo", "requests-availability"], env=env
+    )
+    unreachable = runner.invoke(check, ["--source", "sloth", "--service", "checkout"], env=env)
+    assert refused.exit_code == 4 and "add --source sloth" in refused.output
+    assert unreachable.exit_code == 4 and "Prometheus unreachable" in unreachable.output
+    assert "Traceback" not in refused.output + unreachable.output

@@ -1,8 +1,11 @@
 """`rollback-receiver blackout …`: silences over trigger alerts in Alertmanager, and windows.
 
 `create`, `list` and `end` talk to Alertmanager (ALERTMANAGER_URL) directly, since it
-holds silences; `windows` prints the next occurrences of BLACKOUT_WINDOWS. Exit codes:
-0 done, 1 refused or failed (the reason printed), 4 Alertmanager could not be reached.
+holds silences; `create` first asks the receiver (RECEIVER_URL, GET /api/v1/triggers) for
+the trigger kinds it acts on and makes one silence per kind, grouped by a comment tag so
+`end` ends them together. `windows` prints the next occurrences of BLACKOUT_WINDOWS.
+Exit codes: 0 done, 1 refused or failed (the reason printed), 4 Alertmanager or (for
+`create`) the receiver could not be reached.
 With an ADMIN_TOKEN at hand, `create` and `end` also record who did it in the
 receiver's audit trail (best effort).
 """
@@ -20,9 +23,12 @@ import requests
 
 from receiver.blackouts import (
     BlackoutRefused,
+    TriggerKind,
     active_blackouts,
+    comment_of,
     create_blackout,
-    end_blackout,
+    end_blackouts,
+    group_of,
     silence_kind,
 )
 from receiver.cli.shared import (
@@ -33,11 +39,13 @@ from receiver.cli.shared import (
     load_settings,
     receiver_request,
     receiver_url,
+    refusal,
 )
 from receiver.clients.alertmanager import (
     AlertmanagerClient,
     AlertmanagerError,
     AlertmanagerUnavailable,
+    Silence,
 )
 
 DEFAULT_COUNT = 5
@@ -88,24 +96,32 @@ def blackout(ctx: click.Context, alertmanager_url: str | None) -> None:
 def create(
     ctx: click.Context, duration: str, comment: str, service: str | None, created_by: str | None
 ) -> None:
-    """Create a silence over every trigger alert (or one service's) for a while."""
+    """Silence every trigger kind the receiver acts on (or one service's) for a while."""
     actor = created_by or acting_person()
+    kinds = _trigger_kinds()
     with _alertmanager(ctx) as client:
         try:
-            made = create_blackout(client, duration, comment, service, actor)
+            made = create_blackout(client, duration, comment, service, actor, kinds)
         except BlackoutRefused as exc:
             fail(str(exc))
-    silence_id, until, matchers = made.silence_id, made.until, made.matchers
+    silence_id, until = made.silence_id, made.until
     scope = f"service {service}" if service else "every service"
     click.echo(
         f"created blackout {silence_id} for {scope} until {_when(until)} by {actor}: "
         f"{comment.strip()}"
     )
-    click.echo(f"matchers: {{{', '.join(str(m) for m in matchers)}}}")
+    if made.group:
+        click.echo(
+            f"group {made.group}: {len(made.silence_ids)} silences, one per trigger kind; "
+            f"`blackout end {made.group}` (or any of their ids) ends them all"
+        )
+    for kind, sid, matchers in zip(kinds, made.silence_ids, made.matchers, strict=True):
+        click.echo(f"{kind.name} {sid} matchers: {{{', '.join(str(m) for m in matchers)}}}")
     _audit(
         "blackout created",
         actor=actor,
         silence_id=silence_id,
+        silence_ids=list(made.silence_ids),
         service=service,
         until=_when(until),
         comment=comment.strip(),
@@ -118,6 +134,42 @@ def create(
         until=_when(until),
         comment=comment.strip(),
     )
+
+
+def _trigger_kinds() -> list[TriggerKind]:
+    """The trigger kinds the receiver acts on (GET /api/v1/triggers); exit 4 if it cannot tell."""
+    # Without the receiver's answer a blackout would silence the shipped triggers only and
+    # leave the `triggers:` kinds (Sloth, Pyrra, ...) free to roll back: refuse instead.
+    where = receiver_url()
+    try:
+        response = receiver_request("GET", "/api/v1/triggers", timeout=10)
+    except requests.RequestException as exc:
+        fail(
+            f"cannot ask the receiver at {where} for its trigger kinds "
+            f"({exc.__class__.__name__}); no blackout created",
+            ExitCode.UNREACHABLE,
+        )
+    try:
+        data = response.json()
+    except ValueError:
+        data = response.text[:200]
+    if response.status_code != 200:
+        fail(
+            f"cannot ask the receiver for its trigger kinds: {refusal(response.status_code, data)}"
+            "; no blackout created",
+            ExitCode.UNREACHABLE,
+        )
+    try:
+        kinds = [TriggerKind.from_dict(kind) for kind in data["kinds"]]
+    except (TypeError, KeyError, ValueError) as exc:
+        fail(
+            f"the receiver at {where} answered no usable trigger kinds ({exc}); "
+            "no blackout created",
+            ExitCode.UNREACHABLE,
+        )
+    if not kinds:
+        fail("the receiver answered no trigger kinds; no blackout created", ExitCode.UNREACHABLE)
+    return kinds
 
 
 @blackout.command(name="list")
@@ -135,13 +187,29 @@ def list_(ctx: click.Context, show_all: bool) -> None:
     if not shown:
         click.echo("no active blackout")
         return
+    listed: set[str] = set()
     for silence in shown:
-        kind = silence_kind(silence)
-        click.echo(
-            f"{silence.id}  {kind:<8}  until {_when(silence.ends_at)}  "
-            f"by {silence.created_by}  {silence.describe_matchers()}  "
-            f"— {silence.comment}"
-        )
+        group = group_of(silence)
+        if group is None:
+            click.echo(_silence_line(silence))
+        elif group not in listed:
+            listed.add(group)
+            members = [s for s in shown if group_of(s) == group]
+            click.echo(
+                f"group {group}  blackout  {len(members)} silences  until "
+                f"{_when(max(s.ends_at for s in members))}  by {silence.created_by}  "
+                f"— {comment_of(silence)}"
+            )
+            for member in members:
+                click.echo(f"  {_silence_line(member)}")
+
+
+def _silence_line(silence: Silence) -> str:
+    return (
+        f"{silence.id}  {silence_kind(silence):<8}  until {_when(silence.ends_at)}  "
+        f"by {silence.created_by}  {silence.describe_matchers()}  "
+        f"— {comment_of(silence)}"
+    )
 
 
 @blackout.command()
@@ -154,24 +222,27 @@ def list_(ctx: click.Context, show_all: bool) -> None:
 )
 @click.pass_context
 def end(ctx: click.Context, silence_id: str, actor: str | None) -> None:
-    """Expire a blackout (an Alertmanager silence) now."""
+    """Expire a blackout now: a silence id or a group id (a group ends together)."""
     who = actor or acting_person()
     with _alertmanager(ctx) as client:
         try:
-            silence = end_blackout(client, silence_id)
+            ended = end_blackouts(client, silence_id)
         except BlackoutRefused as exc:
             fail(str(exc))
+    comment = comment_of(ended[0])
     click.echo(
-        f"ended blackout {silence_id} ({silence.comment}) by {who} at {_when(datetime.now(UTC))}"
+        f"ended blackout {silence_id} ({comment}) by {who} at {_when(datetime.now(UTC))}"
+        + (f": {len(ended)} silences ({', '.join(s.id for s in ended)})" if len(ended) > 1 else "")
     )
     _audit(
         "blackout ended",
         actor=who,
         silence_id=silence_id,
-        comment=silence.comment,
-        created_by=silence.created_by,
+        silence_ids=[s.id for s in ended],
+        comment=comment,
+        created_by=ended[0].created_by,
     )
-    _tell_receiver("blackout_ended", who, silence_id=silence_id, comment=silence.comment)
+    _tell_receiver("blackout_ended", who, silence_id=silence_id, comment=comment)
 
 
 def _tell_receiver(action: str, actor: str, **details: str | None) -> None:

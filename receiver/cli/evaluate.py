@@ -59,6 +59,9 @@ def check(
     """Error-budget consumption of a service; the exit code is its tier (a pre-deploy gate)."""
     from receiver.clients.prometheus import PrometheusClient
 
+    if slo and source != "sloth":
+        # A gate that silently read another SLO than the one named would pass a bad deploy.
+        fail(f"--slo {slo} names a Sloth SLO: add --source sloth", CANNOT_EVALUATE)
     settings = load_settings(CANNOT_EVALUATE, PROMETHEUS_URL=prometheus_url)
     service = service or settings.service_name
     namespace = namespace or settings.namespace

@@ -241,7 +241,7 @@ def _blackout_call(call: Any) -> Any:
 
 def active_silences() -> list[ActiveSilence]:
     """Active blackouts and freezes, soonest to end first."""
-    from receiver.blackouts import active_blackouts, silence_kind
+    from receiver.blackouts import active_blackouts, comment_of, group_of, silence_kind
 
     silences = _blackout_call(active_blackouts)
     return [
@@ -249,7 +249,7 @@ def active_silences() -> list[ActiveSilence]:
             id=s.id,
             kind=silence_kind(s),
             created_by=s.created_by,
-            comment=s.comment,
+            comment=comment_of(s) + (f" (group {group_of(s)})" if group_of(s) else ""),
             matchers=s.describe_matchers(),
             ends_at=_when(s.ends_at),
         )
@@ -260,8 +260,10 @@ def active_silences() -> list[ActiveSilence]:
 def create_blackout(duration: str, comment: str, service: str | None, actor: str) -> str:
     """Make a blackout silence (same code as `blackout create`); its id."""
     from receiver.blackouts import create_blackout as make
+    from receiver.blackouts import trigger_kinds
 
-    made = _blackout_call(lambda client: make(client, duration, comment, service, actor))
+    kinds = trigger_kinds(settings().triggers)
+    made = _blackout_call(lambda client: make(client, duration, comment, service, actor, kinds))
     audit(
         actor,
         "blackout_created",

@@ -6,7 +6,7 @@ turns that into `needs=<fact>` so the pipeline gathers it and decides again.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -47,18 +47,45 @@ class Trigger:
         return f"{self.alert.fingerprint}:{self.alert.starts_at}:{self.tier}"
 
 
-def classify(alert: Alert, settings: Settings) -> Trigger:
-    """Read service, namespace and tier from an alert's labels."""
-    labels = alert.labels
+def trigger_kind(labels: Mapping[str, str], settings: Settings) -> tuple[str | None, str]:
+    """An alert's tier (None: not a trigger) and the label naming its service."""
+    # The shipped kind first (a rollback_tier label, then the two trigger alertnames, both
+    # with the service in `service`); else the first `triggers:` entry whose match holds.
     tier = labels.get("rollback_tier")
-    if tier not in TIERS:
-        tier = TRIGGER_ALERTNAMES.get(alert.alertname)
+    if tier in TIERS:
+        return tier, "service"
+    named = TRIGGER_ALERTNAMES.get(labels.get("alertname", ""))
+    if named is not None:
+        return named, "service"
+    for rule in settings.triggers:
+        if rule.matches(labels):
+            return rule.tier, rule.service_label
+    return None, "service"
+
+
+def service_label_value(labels: Mapping[str, str], settings: Settings) -> str:
+    """The raw value of the label an alert's trigger kind reads its service from ("" if none)."""
+    return labels.get(trigger_kind(labels, settings)[1], "")
+
+
+def classify(alert: Alert, settings: Settings) -> Trigger:
+    """Read tier, service and namespace from an alert's labels (shipped kind or `triggers:`)."""
+    labels = alert.labels
+    tier, service_label = trigger_kind(labels, settings)
     return Trigger(
         alert=alert,
-        service=labels.get("service") or settings.service_name,
+        service=labels.get(service_label) or settings.service_name,
         namespace=labels.get("namespace") or settings.namespace,
         tier=tier,
     )
+
+
+def silence_labels(trigger: Trigger) -> dict[str, str]:
+    """The labels the silence re-check matches: the alert's plus its derived rollback_tier."""
+    labels = dict(trigger.alert.labels)
+    if trigger.tier is not None:
+        labels.setdefault("rollback_tier", trigger.tier)
+    return labels
 
 
 def resolve_target(trigger: Trigger, settings: Settings) -> ServiceTarget | None:

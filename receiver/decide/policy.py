@@ -35,9 +35,12 @@ from receiver.decide.checks import (
     no_recent_change,
     no_target,
     resolve_target,
+    service_label_value,
+    silence_labels,
     silenced,
     target_resolution,
     tier_disabled,
+    trigger_kind,
 )
 from receiver.decide.vocabulary import ESCALATING_REASONS, Decision, Origin, Reason, SkipReason
 
@@ -271,7 +274,10 @@ __all__ = [
     "origins_of",
     "reservation_from",
     "resolve_target",
+    "service_label_value",
     "settle",
+    "silence_labels",
     "target_resolution",
+    "trigger_kind",
     "with_fact",
 ]

@@ -1,4 +1,4 @@
-"""/api/v1: history, manual rollbacks, approvals, status and explain (ADMIN_TOKEN)."""
+"""/api/v1: history, manual rollbacks, approvals, status, explain, trigger kinds (ADMIN_TOKEN)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from receiver.blackouts import trigger_kinds
 from receiver.errors import BadRequest
 from receiver.http.auth import admin_actor
 from receiver.intake.payload import parse_message
@@ -133,6 +134,13 @@ def record_audit() -> tuple[Response, int]:
 @bp.get("/status")
 def status() -> Response:
     return jsonify({"services": engine().statuses(request.args.get("service") or None)})
+
+
+@bp.get("/triggers")
+def triggers() -> Response:
+    """The trigger kinds the receiver acts on, as silence matchers (for `blackout create`)."""
+    kinds = trigger_kinds(engine().settings.triggers)
+    return jsonify({"kinds": [kind.to_dict() for kind in kinds]})
 
 
 @bp.post("/explain")

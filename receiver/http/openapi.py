@@ -22,6 +22,7 @@ from receiver.http.openapi_schemas import (
     ROLLBACK_ID,
     SERVICE_STATUS_SCHEMA,
     STAGE_SCHEMA,
+    TRIGGER_KIND_SCHEMA,
     errors,
     json_body,
     op,
@@ -164,6 +165,23 @@ SPEC: dict[str, Any] = {
                 parameters=[{"name": "service", "in": "query", "schema": {"type": "string"}}],
             )
         },
+        "/api/v1/triggers": {
+            "get": op(
+                "listTriggerKinds",
+                "The trigger kinds acted on (shipped + ROLLBACK_CONFIG triggers:), as matchers",
+                {
+                    "200": json_body(
+                        {
+                            "type": "object",
+                            "required": ["kinds"],
+                            "properties": {"kinds": {"type": "array", "items": ref("TriggerKind")}},
+                        },
+                        "the shipped kind first, then one per triggers: entry",
+                    ),
+                    **errors(*ADMIN_ERRORS),
+                },
+            )
+        },
         "/api/v1/explain": {
             "post": op(
                 "explainDelivery",
@@ -279,6 +297,7 @@ SPEC: dict[str, Any] = {
             "ManualRollbackRequest": MANUAL_REQUEST_SCHEMA,
             "ServiceStatus": SERVICE_STATUS_SCHEMA,
             "AuditRequest": AUDIT_REQUEST_SCHEMA,
+            "TriggerKind": TRIGGER_KIND_SCHEMA,
         },
         "responses": {
             name: json_body(ref("Error"), description)

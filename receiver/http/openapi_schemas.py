@@ -223,6 +223,31 @@ AUDIT_REQUEST_SCHEMA = {
     },
 }
 
+TRIGGER_KIND_SCHEMA = {
+    "type": "object",
+    "description": "one kind of alert the receiver acts on; `blackout create` silences each",
+    "required": ["name", "tier", "service_label", "matchers"],
+    "properties": {
+        "name": {"type": "string", "description": "shipped, or triggers[<index>]"},
+        "tier": {"type": "string", "description": "critical, emergency or critical|emergency"},
+        "service_label": {"type": "string", "description": "the label naming the service"},
+        "matchers": {
+            "type": "array",
+            "description": "Alertmanager silence matchers (API v2 form)",
+            "items": {
+                "type": "object",
+                "required": ["name", "value", "isRegex", "isEqual"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "value": {"type": "string"},
+                    "isRegex": {"type": "boolean"},
+                    "isEqual": {"type": "boolean"},
+                },
+            },
+        },
+    },
+}
+
 ROLLBACK_ID = {
     "name": "rollback_id",
     "in": "path",

@@ -412,3 +412,45 @@ def test_removing_a_token_from_admin_tokens_file_ends_its_sessions(
     revoked = console(make_engine(ADMIN_TOKENS_FILE=str(tokens)))  # the file is read at start
     revoked.set_cookie(security.COOKIE_NAME, cookie.value)
     assert revoked.get("/ui/").status_code == 303
+
+
+def test_a_console_blackout_silences_every_trigger_kind_and_ends_as_one_group(
+    make_engine: Callable[..., Engine], make_settings: Callable[..., Any]
+) -> None:
+    """With `triggers:` configured, the console makes one silence per kind, ended together."""
+    from dataclasses import replace
+
+    from receiver.clients.alertmanager import AlertmanagerClient
+    from receiver.decide.targets import parse_rollback_config
+    from tests.procs import Alertmanager
+
+    rules = parse_rollback_config(
+        {
+            "triggers": [
+                {
+                    "match": {"sloth_severity": "page"},
+                    "tier": "emergency",
+                    "service_label": "sloth_service",
+                }
+            ]
+        },
+        "production",
+        "main",
+    ).triggers
+    with Alertmanager() as am, AlertmanagerClient(am.url) as alertmanager:
+        settings = replace(make_settings(ALERTMANAGER_URL=am.url), triggers=rules)
+        client = console(make_engine(settings=settings))
+        sign_in(client)
+        token = csrf_of(page(client, "/ui/blackouts"))
+        made = client.post(
+            "/ui/blackouts",
+            data={"csrf_token": token, "duration": "1h", "comment": "freeze", "service": "api"},
+        )
+        assert made.status_code == 303
+        assert alertmanager.matching_silences({"sloth_severity": "page", "sloth_service": "api"})
+        listed = page(client, "/ui/blackouts")
+        ids = re.findall(r'data-silence-id="([^"]+)"', listed)
+        assert len(ids) == 2 and "(group " in listed and "[blackout group" not in listed
+        ended = client.post(f"/ui/blackouts/{ids[0]}/end", data={"csrf_token": token})
+        assert ended.status_code == 303
+        assert [alertmanager.get_silence(sid).state for sid in ids] == ["expired", "expired"]

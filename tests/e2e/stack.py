@@ -193,7 +193,8 @@ def _service_of(body: Any) -> str:
     if not isinstance(body, dict):
         return ""
     for key in ("groupLabels", "commonLabels"):
-        service = (body.get(key) or {}).get("service")
+        labels = body.get(key) or {}
+        service = labels.get("service") or labels.get("sloth_service")  # Sloth: no `service`
         if service:
             return str(service)
     return ""
