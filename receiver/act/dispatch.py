@@ -121,6 +121,7 @@ class Dispatcher:
                     record.validated = True
                     if self.stabilize is not None:
                         record.details["validated_at"] = iso()
+                        self._save(record)  # readers see when the judged traffic starts
                         fell = self.stabilize(job)
                         record.not_effective = fell is False
                         record.details["errors_fell"] = ERRORS_UNKNOWN if fell is None else fell
