@@ -268,7 +268,7 @@ def test_an_unverified_completion_leaves_the_incident_open_for_a_human(
         ("trigger", "rb-1"),
     ]
     update = sink.events[1]
-    assert update["payload"]["severity"] == "warning"
+    assert update["payload"]["severity"] == "warning"  # critical tier: the start's severity
     assert "not verified" in update["payload"]["summary"]
     assert update["payload"]["custom_details"]["errors_fell"] == "unknown"
     assert PagerDutySink.validate(update) == []
@@ -279,3 +279,12 @@ def test_a_verified_completion_still_resolves(
 ) -> None:
     notifier.send(event(base.COMPLETED, details={"errors_fell": True}))
     assert [e["event_action"] for e in sink.events] == ["resolve"]
+
+
+def test_an_unverified_emergency_completion_keeps_the_critical_severity(
+    notifier: PagerDutyNotifier, sink: PagerDutySink
+) -> None:
+    details = {"errors_fell": base.ERRORS_UNKNOWN}
+    notifier.send(event(base.COMPLETED, tier="emergency", details=details))
+    (sent,) = sink.events
+    assert (sent["event_action"], sent["payload"]["severity"]) == ("trigger", "critical")

@@ -3,8 +3,8 @@
 - an automatic rollback starts: `trigger`, severity `warning` (critical tier) or `critical`
   (emergency), dedup_key = rollback id: on-call learns production is being changed;
 - it completes: `resolve` the same key, once errors of the traffic after the rollback fell;
-  when that could not be verified (`errors_fell: unknown`) a `warning` `trigger` on the same
-  key instead: the incident stays open for a human;
+  when that could not be verified (`errors_fell: unknown`) a `trigger` on the same key at the
+  start's severity instead: the incident stays open for a human;
 - it fails, is not effective, or is interrupted: re-`trigger` the same key at `critical`;
 - an escalation (already rolled back, no recent change, global limit) or a blocked
   emergency: `trigger` with dedup_key = `service:episode` (`error` for the critical tier,
@@ -100,12 +100,10 @@ class PagerDutyNotifier(base.Notifier):
 
     @staticmethod
     def severity_of(event: base.Event) -> str:
-        if event.kind == base.STARTED:
+        if event.kind == base.STARTED or base.errors_unverified(event):
             return "critical" if event.tier == "emergency" else "warning"
         if event.kind == base.ESCALATION:
             return "critical" if event.tier == "emergency" else "error"
-        if base.errors_unverified(event):
-            return "warning"
         return "critical"
 
     def event_body(self, event: base.Event, routing_key: str) -> dict[str, Any]:
