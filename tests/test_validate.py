@@ -207,7 +207,12 @@ def real_outcomes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RealOutc
             exporter.traffic.set(service, rps=50, error_ratio=0.5)
         prom = Prometheus(tmp, targets=[exporter.address], rule_files=SHIPPED_RULES).start()
         try:
-            prom.wait_for('slo:sli_error:ratio_rate5m{service="healed"} > 0.4', timeout=60)
+            # 20 evaluations of the breach: the 5m window still holds it after the heal.
+            prom.wait_for(
+                'count_over_time(slo:sli_error:ratio_rate5m{service="healed"}[5m]) >= 20'
+                ' and slo:sli_error:ratio_rate5m{service="healed"} > 0.4',
+                timeout=90,
+            )
             exporter.traffic.set("healed", rps=50, error_ratio=0.0)  # the rollback went live
             exporter.traffic.set("idle", rps=0.0, error_ratio=0.0)
             outcomes = RealOutcomes({}, {})

@@ -14,6 +14,7 @@ from datetime import datetime
 from typing import Any
 
 import pytest
+import requests
 
 from tests.e2e.conftest import Chain, ChainFactory
 from tests.e2e.stack import wait_until
@@ -90,10 +91,16 @@ def test_a_heal_completes_and_resolves_pagerduty_within_90s_of_validation(
     )
     assert len(resolves) == 1
     assert datetime.fromisoformat(record["finished_at"]).timestamp() - validated_at < 90
-    # The old 5m window still held the breach: it could not have judged this rollback yet.
-    assert chain.stack.prometheus.query(
-        f'slo:sli_error:ratio_rate5m{{service="{chain.service}"}} > 0.01'
+    # At validation the 5m window (what the check read before) held the breach.
+    answer = requests.get(
+        f"{chain.stack.prometheus.url}/api/v1/query",
+        params={
+            "query": f'slo:sli_error:ratio_rate5m{{service="{chain.service}"}} > 0.01',
+            "time": f"{validated_at:.3f}",
+        },
+        timeout=5,
     )
+    assert answer.json()["data"]["result"], answer.text
 
 
 def test_a_service_that_stays_broken_is_not_effective_at_the_window(outcomes: Outcomes) -> None:
