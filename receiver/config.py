@@ -256,8 +256,18 @@ def _url_passwords(url: str | None) -> list[str]:
     return [match.group("password"), unquote(match.group("password"))]
 
 
+# Errors are judged on a 1m window that starts after validation (act/validate.py): a shorter
+# stabilisation window could never see one.
+MIN_STABILIZATION_SECONDS = 90
+
+
 def _check_pairs(settings: Settings) -> None:
     """Settings that are only valid together."""
+    if 0 < settings.stabilization_seconds < MIN_STABILIZATION_SECONDS:
+        raise ConfigError(
+            f"STABILIZATION_SECONDS: {settings.stabilization_seconds} is too short to judge "
+            f"traffic after the rollback; use 0 (off) or at least {MIN_STABILIZATION_SECONDS}"
+        )
     if settings.webhook_username and not settings.webhook_password:
         raise ConfigError("WEBHOOK_PASSWORD: required when WEBHOOK_USERNAME is set")
     if settings.webhook_password and not settings.webhook_username:

@@ -320,6 +320,14 @@ def test_a_completed_rollback_that_was_not_effective_is_exit_1() -> None:
     assert outcome_of({"state": "interrupted"}, 900)[0] == 1
 
 
+def test_a_completion_whose_errors_were_not_verified_says_so() -> None:
+    from receiver.cli.operations import outcome_of
+
+    record = {"state": "completed", "not_effective": False, "details": {"errors_fell": "unknown"}}
+    code, words = outcome_of(record, 900)
+    assert code == 0 and "not verified" in words
+
+
 def test_a_receiver_gone_for_the_whole_wait_exits_4(
     monkeypatch: pytest.MonkeyPatch, quick_polls: None
 ) -> None:

@@ -324,3 +324,18 @@ def test_a_start_up_error_never_echoes_a_secret(env: dict[str, str], name: str) 
     with pytest.raises(ConfigError) as info:
         Settings.from_env(env)
     assert info.value.message.startswith(name) and "hunter2-secret" not in info.value.message
+
+
+@pytest.mark.parametrize("seconds", ["1", "60", "89"])
+def test_a_stabilisation_window_too_short_for_post_rollback_traffic_is_a_start_up_error(
+    seconds: str,
+) -> None:
+    with pytest.raises(ConfigError, match=r"^STABILIZATION_SECONDS: .* at least 90$"):
+        Settings.from_env({"STABILIZATION_SECONDS": seconds})
+
+
+@pytest.mark.parametrize("seconds", ["0", "90", "300"])
+def test_stabilisation_off_or_long_enough_is_accepted(seconds: str) -> None:
+    assert Settings.from_env({"STABILIZATION_SECONDS": seconds}).stabilization_seconds == int(
+        seconds
+    )

@@ -253,3 +253,38 @@ def test_the_sink_answers_202_and_echoes_or_makes_a_dedup_key(sink: PagerDutySin
     assert second["dedup_key"] and second["dedup_key"] != "k1"
     garbage = requests.post(sink.url, data=b"{", timeout=2)
     assert garbage.status_code == 400 and garbage.json()["errors"] == ["JSON parse error"]
+
+
+def test_an_unverified_completion_leaves_the_incident_open_for_a_human(
+    notifier: PagerDutyNotifier, sink: PagerDutySink
+) -> None:
+    """No post-rollback sample (`errors_fell: unknown`): no resolve, a warning on the same key."""
+    notifier.send(event(base.STARTED))
+    unverified = event(base.COMPLETED, details={"errors_fell": base.ERRORS_UNKNOWN})
+    assert notifier.wants(unverified)
+    notifier.send(unverified)
+    assert [(e["event_action"], e["dedup_key"]) for e in sink.events] == [
+        ("trigger", "rb-1"),
+        ("trigger", "rb-1"),
+    ]
+    update = sink.events[1]
+    assert update["payload"]["severity"] == "warning"  # critical tier: the start's severity
+    assert "not verified" in update["payload"]["summary"]
+    assert update["payload"]["custom_details"]["errors_fell"] == "unknown"
+    assert PagerDutySink.validate(update) == []
+
+
+def test_a_verified_completion_still_resolves(
+    notifier: PagerDutyNotifier, sink: PagerDutySink
+) -> None:
+    notifier.send(event(base.COMPLETED, details={"errors_fell": True}))
+    assert [e["event_action"] for e in sink.events] == ["resolve"]
+
+
+def test_an_unverified_emergency_completion_keeps_the_critical_severity(
+    notifier: PagerDutyNotifier, sink: PagerDutySink
+) -> None:
+    details = {"errors_fell": base.ERRORS_UNKNOWN}
+    notifier.send(event(base.COMPLETED, tier="emergency", details=details))
+    (sent,) = sink.events
+    assert (sent["event_action"], sent["payload"]["severity"]) == ("trigger", "critical")

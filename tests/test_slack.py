@@ -270,3 +270,21 @@ def test_an_empty_webhook_is_a_failure_not_a_crash(sleeps: Sleeps) -> None:
     with pytest.raises(base.NotificationError, match="SLACK_WEBHOOK is empty"):
         slack.send(event())
     slack.close()
+
+
+def test_an_unverified_completion_says_not_verified(
+    notifier: SlackNotifier, sink: SlackSink
+) -> None:
+    notifier.send(event(base.COMPLETED, details={"errors_fell": base.ERRORS_UNKNOWN}))
+    (message,) = sink.messages
+    assert "not verified" in message["text"]
+    assert "not verified" in message["blocks"][0]["text"]["text"]
+    assert "Check the service by hand" in all_text(message)
+
+
+def test_a_verified_completion_does_not_say_not_verified(
+    notifier: SlackNotifier, sink: SlackSink
+) -> None:
+    notifier.send(event(base.COMPLETED, details={"errors_fell": True}))
+    (message,) = sink.messages
+    assert "not verified" not in all_text(message)

@@ -19,11 +19,19 @@ from receiver.act.base import ActionContext, RollbackAction, RollbackJob
 from receiver.errors import ActionError, LockLost, StoreUnavailable
 from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
 from receiver.state.store import Store
-from receiver.tell.base import COMPLETED, FAILED, INTERRUPTED, NOT_EFFECTIVE, Event
+from receiver.tell.base import (
+    COMPLETED,
+    ERRORS_UNKNOWN,
+    FAILED,
+    INTERRUPTED,
+    NOT_EFFECTIVE,
+    Event,
+)
 from receiver.tell.events import event_for
 
 log = logging.getLogger("receiver.dispatch")
 
+# Called right after validation: did errors fall in traffic served since? None = not verified.
 Stabilizer = Callable[[RollbackJob], "bool | None"]
 Tell = Callable[[Event], None]
 
@@ -112,9 +120,11 @@ class Dispatcher:
                             )
                     record.validated = True
                     if self.stabilize is not None:
+                        record.details["validated_at"] = iso()
+                        self._save(record)  # readers see when the judged traffic starts
                         fell = self.stabilize(job)
                         record.not_effective = fell is False
-                        record.details["errors_fell"] = fell
+                        record.details["errors_fell"] = ERRORS_UNKNOWN if fell is None else fell
                 won = self._finish(record, State.COMPLETED, None, None)
             except ActionError as exc:
                 won = self._finish(record, State.FAILED, exc.stage, exc.message)

@@ -1,21 +1,29 @@
-"""The stabilisation check: after a rollback, did the service's short-window error ratio fall?
+"""The stabilisation check: did errors fall in the traffic served after the rollback went live?
 
-It asks the shipped recording rule `slo:sli_error:ratio_rate5m` first and, when that has no
-data (rules not loaded, other metric names), the raw 5xx ratio of `http_requests_total` over
-5 minutes. A ratio below the threshold within the window means the rollback worked; a window
-that ends above it means `not_effective`; no answer or no data at all means not checked.
+Only traffic served after validation counts (CONTRACT "Actions"): the receiver reads the input
+layer's short-window series `slo:sli_error:ratio_rate1m`, taking only samples evaluated at least
+its window plus a clock slack after validation, so no sample still holds the breach. When that
+series has no such sample (rules not loaded), it asks the raw 5xx ratio of `http_requests_total`
+with `increase()` over the seconds since validation. The newest ratio below the threshold means
+the rollback worked; ratios that stay above it until the window ends mean `not_effective`; no
+answer, no sample or no traffic means not verified (None), never "errors fell".
 """
 
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 from receiver.act.polling import Pacing
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
 
 log = logging.getLogger("receiver.validate")
 
-POLL_SECONDS = 15.0
+POLL_SECONDS = 5.0
+SHORT_SERIES = "slo:sli_error:ratio_rate1m"
+SHORT_WINDOW_SECONDS = 60.0  # the range of SHORT_SERIES (rate over 1m)
+CLOCK_SLACK_SECONDS = 5.0  # clock skew between the receiver, Prometheus and the app
 
 
 def _label(value: str) -> str:
@@ -23,24 +31,36 @@ def _label(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
 
 
-def error_ratio_queries(service: str, namespace: str) -> tuple[str, str]:
-    """The recording-rule query and its raw PromQL fallback for one service."""
-    selector = f"service={_label(service)},namespace={_label(namespace)}"
-    rule = f"max(slo:sli_error:ratio_rate5m{{{selector}}})"
-    raw = (
-        f'sum(rate(http_requests_total{{{selector},code=~"5.."}}[5m]))'
-        f" / sum(rate(http_requests_total{{{selector}}}[5m]))"
+def _selector(service: str, namespace: str) -> str:
+    return f"service={_label(service)},namespace={_label(namespace)}"
+
+
+def short_series_selector(service: str, namespace: str) -> str:
+    """The input layer's short-window error-ratio series of one service."""
+    return f"{SHORT_SERIES}{{{_selector(service, namespace)}}}"
+
+
+def raw_ratio_since(service: str, namespace: str, seconds: int) -> str:
+    """The raw 5xx ratio of the last `seconds` (no sample when there was no traffic)."""
+    selector = _selector(service, namespace)
+    return (
+        f'sum(increase(http_requests_total{{{selector},code=~"5.."}}[{seconds}s]))'
+        f" / (sum(increase(http_requests_total{{{selector}}}[{seconds}s])) > 0)"
     )
-    return rule, raw
 
 
-def current_error_ratio(prometheus: PrometheusClient, service: str, namespace: str) -> float | None:
-    """The service's 5-minute error ratio now, or None when Prometheus has no data for it."""
-    rule, raw = error_ratio_queries(service, namespace)
-    value = prometheus.query_value(rule)
-    if value is None:
-        value = prometheus.query_value(raw)
-    return value
+def ratio_after(
+    prometheus: PrometheusClient, service: str, namespace: str, validated_at: float, now: float
+) -> float | None:
+    """The newest error ratio of traffic served after `validated_at` (wall time), or None."""
+    start = validated_at + SHORT_WINDOW_SECONDS + CLOCK_SLACK_SECONDS
+    if now <= start:
+        return None
+    series = prometheus.samples_between(short_series_selector(service, namespace), start, now)
+    if series:
+        return max(points[-1][1] for points in series.values())
+    seconds = int(now - validated_at - CLOCK_SLACK_SECONDS)
+    return prometheus.query_value(raw_ratio_since(service, namespace, seconds), at=now)
 
 
 def errors_fell(
@@ -50,27 +70,42 @@ def errors_fell(
     threshold: float,
     window_seconds: float,
     pacing: Pacing | None = None,
+    wall: Callable[[], float] = time.time,
 ) -> bool | None:
-    """True when the error ratio fell below `threshold` within the window, False when it did not.
+    """True when errors after validation (now) fell below `threshold` within the window.
 
-    None means not checked: Prometheus could not be asked, or never had data for the service.
+    False when every post-validation ratio stayed at or above it; None when not verified:
+    Prometheus could not be asked, or had no post-validation sample (no data, no traffic).
     """
-    deadline = (pacing or Pacing(POLL_SECONDS)).deadline(window_seconds)
+    pacing = pacing or Pacing(POLL_SECONDS)
+    validated_at, started = wall(), pacing.clock()
+    deadline = pacing.deadline(window_seconds)
+    first_look = started + SHORT_WINDOW_SECONDS + CLOCK_SLACK_SECONDS + 1.0
     seen: float | None = None
     while True:
-        try:
-            value = current_error_ratio(prometheus, service, namespace)
-        except PrometheusUnavailable as exc:
-            log.warning("stabilisation not checked: %s", exc, extra={"service": service})
-            return None
-        if value is not None:
-            seen = value
-            if value < threshold:
-                return True
+        if pacing.clock() >= first_look:
+            now = validated_at + (pacing.clock() - started)
+            try:
+                value = ratio_after(prometheus, service, namespace, validated_at, now)
+            except PrometheusUnavailable as exc:
+                log.warning("stabilisation not verified: %s", exc, extra={"service": service})
+                return None
+            if value is not None:
+                seen = value
+                if value < threshold:
+                    return True
         if deadline.passed():
             break
-        deadline.wait()
+        early = first_look - pacing.clock()
+        deadline.wait(early if early > 0 else None)
     if seen is None:
-        log.warning("stabilisation not checked: no error-ratio data", extra={"service": service})
+        log.warning(
+            "stabilisation not verified: no error-ratio sample after validation",
+            extra={"service": service},
+        )
         return None
+    log.warning(
+        "errors did not fall after the rollback",
+        extra={"service": service, "error_ratio": seen, "threshold": threshold},
+    )
     return False

@@ -50,9 +50,10 @@ class PrometheusClient:
             )
         return body["data"]
 
-    def query(self, expr: str) -> list[Sample]:
-        """Run an instant query; a vector's samples (NaN and Inf dropped)."""
-        data = self._get("/api/v1/query", {"query": expr})
+    def query(self, expr: str, at: float | None = None) -> list[Sample]:
+        """Run an instant query (at `at`, default now); a vector's samples (NaN, Inf dropped)."""
+        params = {"query": expr} if at is None else {"query": expr, "time": f"{at:.3f}"}
+        data = self._get("/api/v1/query", params)
         if data.get("resultType") == "scalar":
             value = float(data["result"][1])
             return [] if not math.isfinite(value) else [Sample({}, value)]
@@ -63,9 +64,27 @@ class PrometheusClient:
                 samples.append(Sample(dict(item.get("metric", {})), value))
         return samples
 
-    def query_value(self, expr: str) -> float | None:
-        """The first sample's value of an instant query, or None when it has no data."""
-        samples = self.query(expr)
+    def samples_between(
+        self, selector: str, after: float, until: float
+    ) -> dict[tuple[tuple[str, str], ...], list[tuple[float, float]]]:
+        """Each series' raw (timestamp, value) samples in (after, until], NaN and Inf dropped."""
+        seconds = int(until - after)
+        if seconds < 1:
+            return {}
+        data = self._get(
+            "/api/v1/query", {"query": f"{selector}[{seconds}s]", "time": f"{until:.3f}"}
+        )
+        found: dict[tuple[tuple[str, str], ...], list[tuple[float, float]]] = {}
+        for item in data.get("result", []) if data.get("resultType") == "matrix" else []:
+            points = [(float(t), float(v)) for t, v in item.get("values", [])]
+            finite = [(t, v) for t, v in points if math.isfinite(v)]
+            if finite:
+                found[tuple(sorted(dict(item.get("metric", {})).items()))] = finite
+        return found
+
+    def query_value(self, expr: str, at: float | None = None) -> float | None:
+        """The first sample's value of an instant query (at `at`, default now), or None."""
+        samples = self.query(expr, at)
         return samples[0].value if samples else None
 
     def alerts(self) -> list[dict[str, Any]]:

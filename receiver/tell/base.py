@@ -27,6 +27,9 @@ APPROVAL_EXPIRED = "approval_expired"
 REJECTED = "rejected"
 APPROVED = "approved"
 
+# `errors_fell` of a record (and an event's details) when stabilisation could not verify it.
+ERRORS_UNKNOWN = "unknown"
+
 KINDS = (
     PENDING_APPROVAL,
     STARTED,
@@ -62,6 +65,11 @@ class Event:
     actor: str | None = None
     links: dict[str, str] = field(default_factory=dict)  # commit, argocd, alert, approve, ...
     details: dict[str, Any] = field(default_factory=dict)
+
+
+def errors_unverified(event: Event) -> bool:
+    """A completion whose stabilisation check saw no post-rollback sample (or no Prometheus)."""
+    return event.kind == COMPLETED and event.details.get("errors_fell") == ERRORS_UNKNOWN
 
 
 class NotificationError(Exception):

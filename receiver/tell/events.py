@@ -37,6 +37,7 @@ def event_for(record: RollbackRecord, kind: str, reason: str | None = None) -> E
             "revert_commit": restoration.revert_commit,
             "target_commit": restoration.target_commit,
             "not_effective": record.not_effective,
+            "errors_fell": record.details.get("errors_fell"),
         },
     )
 

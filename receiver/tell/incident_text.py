@@ -160,4 +160,8 @@ def outcome_comment(event: base.Event, public_url: str | None) -> str:
 
 
 def effective_completion(event: base.Event) -> bool:
-    return event.kind == base.COMPLETED and not event.details.get("not_effective")
+    return (
+        event.kind == base.COMPLETED
+        and not event.details.get("not_effective")
+        and not base.errors_unverified(event)
+    )

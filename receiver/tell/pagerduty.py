@@ -2,7 +2,9 @@
 
 - an automatic rollback starts: `trigger`, severity `warning` (critical tier) or `critical`
   (emergency), dedup_key = rollback id: on-call learns production is being changed;
-- it completes: `resolve` the same key;
+- it completes: `resolve` the same key, once errors of the traffic after the rollback fell;
+  when that could not be verified (`errors_fell: unknown`) a `trigger` on the same key at the
+  start's severity instead: the incident stays open for a human;
 - it fails, is not effective, or is interrupted: re-`trigger` the same key at `critical`;
 - an escalation (already rolled back, no recent change, global limit) or a blocked
   emergency: `trigger` with dedup_key = `service:episode` (`error` for the critical tier,
@@ -84,7 +86,10 @@ class PagerDutyNotifier(base.Notifier):
 
     @staticmethod
     def action_of(event: base.Event) -> str:
-        return "resolve" if event.kind == base.COMPLETED else "trigger"
+        """`resolve` a verified completion; anything else (an unverified one too) `trigger`s."""
+        if event.kind == base.COMPLETED and not base.errors_unverified(event):
+            return "resolve"
+        return "trigger"
 
     @staticmethod
     def dedup_key_of(event: base.Event) -> str:
@@ -95,7 +100,7 @@ class PagerDutyNotifier(base.Notifier):
 
     @staticmethod
     def severity_of(event: base.Event) -> str:
-        if event.kind == base.STARTED:
+        if event.kind == base.STARTED or base.errors_unverified(event):
             return "critical" if event.tier == "emergency" else "warning"
         if event.kind == base.ESCALATION:
             return "critical" if event.tier == "emergency" else "error"
@@ -129,6 +134,8 @@ class PagerDutyNotifier(base.Notifier):
             "actor": event.actor,
         }
         details.update({k: v for k, v in optional.items() if v is not None})
+        if base.errors_unverified(event):
+            details["errors_fell"] = base.ERRORS_UNKNOWN
         body["payload"] = {
             "summary": wording.summary(event)[:1024],
             "source": f"{event.namespace}/{event.service}",

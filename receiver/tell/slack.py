@@ -30,6 +30,10 @@ EMOJI = {
     base.APPROVAL_EXPIRED: ":hourglass_flowing_sand:",
     base.REJECTED: ":no_entry:",
 }
+UNVERIFIED_TEXT = (
+    "*Errors:* not verified: Prometheus had no error-ratio sample of traffic served after "
+    "the rollback went live (no data, no traffic, or unreachable). Check the service by hand."
+)
 _SAFE_URL = re.compile(r"^https?://[^\s<>|]+$")
 
 
@@ -128,7 +132,8 @@ class SlackNotifier(base.Notifier):
 
     def message(self, event: base.Event) -> dict[str, Any]:
         """The webhook body: Block Kit blocks plus the `text` fallback (notifications)."""
-        headline = f"{EMOJI.get(event.kind, ':information_source:')} {wording.title(event)}"
+        emoji = ":grey_question:" if base.errors_unverified(event) else EMOJI.get(event.kind)
+        headline = f"{emoji or ':information_source:'} {wording.title(event)}"
         fields = [("Service", f"{event.service} ({event.namespace})"), ("Tier", event.tier)]
         consumed = wording.consumed_text(event.consumed)
         if consumed:
@@ -164,6 +169,13 @@ class SlackNotifier(base.Notifier):
                 },
             },
         ]
+        if base.errors_unverified(event):
+            blocks.append(
+                {
+                    "type": "section",
+                    "text": {"type": "mrkdwn", "text": UNVERIFIED_TEXT},
+                }
+            )
         if event.error:
             blocks.append(
                 {

@@ -55,6 +55,8 @@ TITLES = {
 
 def title(event: base.Event) -> str:
     """A one-line headline for the event."""
+    if base.errors_unverified(event):
+        return f"Rolled back {event.service}; errors falling not verified"
     return TITLES.get(event.kind, "{service}: " + event.kind).format(service=event.service)
 
 
