@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 BIN := $(VENV)/bin
 
-.PHONY: run test lint rules prometheusrule bench tools redis venv constraints clean
+.PHONY: screenshots run test lint rules prometheusrule bench tools redis venv constraints clean
 
 # Two stamps: `make run` needs only the runtime dependencies, `make test` adds the test extra.
 # Both install through constraints.txt (the pins CI and the Dockerfile use too).
@@ -50,6 +50,9 @@ run: $(VENV)/.runtime-installed
 bench: venv tools redis
 	$(PY) bench/webhook_bench.py
 	$(PY) bench/chain_bench.py
+
+screenshots: venv tools redis ## refresh the console screenshots docs/console.md shows
+	CONSOLE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -11,6 +11,7 @@ import json
 import os
 import secrets
 import shutil
+import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,12 @@ ADMIN_TOKEN = "browser-admin-token-s3cr3t"
 WEBHOOK_TOKEN = "browser-webhook-token-s3cr3t"
 GITHUB_TOKEN = "ghp_browserFakeToken0123456789"
 SERVICE = "shop"
-IMAGES = Path(__file__).resolve().parents[2] / "docs" / "images"
+# Screenshots go to a scratch folder on every run (a test run must not dirty the tree);
+# `make screenshots` sets CONSOLE_SCREENSHOTS=docs/images to refresh the ones docs/ shows.
+IMAGES = Path(
+    os.environ.get("CONSOLE_SCREENSHOTS")
+    or Path(tempfile.gettempdir()) / "rollback-receiver-screenshots"
+).resolve()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -69,7 +75,9 @@ class Console:
 
     def screenshot(self, name: str) -> None:
         IMAGES.mkdir(parents=True, exist_ok=True)
-        self.driver.save_screenshot(str(IMAGES / f"console-{name}.png"))
+        path = IMAGES / f"console-{name}.png"
+        self.driver.save_screenshot(str(path))
+        assert path.stat().st_size > 1000, f"empty screenshot {path}"
 
     def requested_urls(self) -> list[str]:
         """Every URL the browser asked for so far (Chrome's performance log)."""
