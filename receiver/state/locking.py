@@ -55,8 +55,12 @@ class Locking:
         return int(seconds) + int(micros) / 1e6
 
     def episode_owner(self, episode: str) -> str | None:
-        value = self._call(lambda: self.client.get(self.key("episode", episode)))
-        return decode(value) or None
+        """The rollback id that claimed an episode; None when none did or its record is gone."""
+        owner = decode(self._call(lambda: self.client.get(self.key("episode", episode))))
+        if not owner:
+            return None
+        exists = self._call(lambda: self.client.exists(self.key("record", owner)))
+        return owner if exists else None
 
     def reserve(
         self,
