@@ -16,3 +16,11 @@ def redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
     server.start()
     yield server
     server.stop()
+
+
+@pytest.fixture
+def persistent_redis_proc(tmp_path: Path) -> Iterator[RedisProcess]:
+    server = RedisProcess(tmp_path, persistent=True)
+    server.start()
+    yield server
+    server.stop()

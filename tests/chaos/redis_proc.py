@@ -21,9 +21,9 @@ def free_port() -> int:
 
 
 class RedisProcess:
-    """One redis-server without persistence (a restart comes back empty), started by a test."""
+    """One redis-server started by a test; without `persistent` a restart comes back empty."""
 
-    def __init__(self, workdir: Path) -> None:
+    def __init__(self, workdir: Path, persistent: bool = False) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed")
@@ -31,6 +31,7 @@ class RedisProcess:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.paused = False
+        self.persistent = persistent
 
     @property
     def url(self) -> str:
@@ -39,7 +40,8 @@ class RedisProcess:
     def start(self) -> None:
         """Start the server and wait (bounded) until it answers PING."""
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1"]
-        args += ["--save", "", "--appendonly", "no", "--dir", str(self.workdir)]
+        aof = ["yes", "--appendfsync", "always"] if self.persistent else ["no"]
+        args += ["--save", "", "--appendonly", *aof, "--dir", str(self.workdir)]
         self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         probe = redis.Redis(port=self.port, socket_timeout=0.5, socket_connect_timeout=0.5)
         deadline = time.monotonic() + 10
@@ -81,6 +83,6 @@ class RedisProcess:
         self.proc = None
 
     def restart(self) -> None:
-        """Stop and start again on the same port: the data is gone (no persistence)."""
+        """Stop and start again on the same port (the data survives only when persistent)."""
         self.stop()
         self.start()

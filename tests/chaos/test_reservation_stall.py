@@ -167,3 +167,36 @@ def test_redis_restarted_empty_after_the_reservation_lets_the_retry_start_it(
     assert engine.wait_idle(10)
     assert store.record_state(retry.rollback_id or "") in FINAL_STATES
     engine.shutdown(5)
+
+
+def test_redis_down_right_after_the_reservation_keeps_the_record_with_the_claim(
+    make_engine: Any,
+    make_settings: Any,
+    persistent_redis_proc: RedisProcess,
+    tmp_path: Path,
+    proc_stores: list[Store],
+) -> None:
+    """A crash with an append-only file: whatever survives, the claim and its record go together."""
+    server = persistent_redis_proc
+    config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
+    settings = make_settings(REDIS_URL=server.url, ROLLBACK_CONFIG=config)
+    store = Store.from_settings(settings)
+    proc_stores.append(store)
+    original = store.reserve
+
+    def reserve_then_stop(**kwargs: Any) -> Any:
+        result = original(**kwargs)
+        store.reserve = original  # type: ignore[method-assign]
+        server.stop()
+        return result
+
+    store.reserve = reserve_then_stop  # type: ignore[method-assign]
+    engine = make_engine(store=store, settings=settings)
+    _deliver(engine)
+    server.start()
+    retry = _deliver(engine)
+    assert retry is not None
+    assert store.get_record(retry.rollback_id or "") is not None, retry
+    state = _settle(engine, retry.rollback_id or "")
+    assert state in FINAL_STATES
+    engine.shutdown(5)
