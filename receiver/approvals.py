@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import time
 
 from receiver import metrics
 from receiver.config import Settings
@@ -24,16 +23,28 @@ PENDING = "pending"  # deadline kinds in the store
 VETO = "veto"
 
 
-def hold(store: Store, settings: Settings, tell: Tell, record: RollbackRecord) -> None:
-    """Write a pending record with its expiry (and veto) deadline and ask for approval."""
-    now = time.time()
-    record.expires_at = iso(now + settings.approval_timeout_minutes * 60)
+def deadlines(settings: Settings, record: RollbackRecord, now: float) -> tuple[float, float | None]:
+    """Set a pending record's expiry (and veto) time; answers both as seconds from `now`."""
+    expires_in = settings.approval_timeout_minutes * 60.0
+    veto_in = None
+    record.expires_at = iso(now + expires_in)
     if record.tier == "emergency" and settings.emergency_veto_minutes:
-        record.veto_at = iso(now + settings.emergency_veto_minutes * 60)
-    store.create_record(record)
-    store.add_deadline(PENDING, record.id, now + settings.approval_timeout_minutes * 60)
-    if record.veto_at:
-        store.add_deadline(VETO, record.id, now + (settings.emergency_veto_minutes or 0) * 60)
+        veto_in = settings.emergency_veto_minutes * 60.0
+        record.veto_at = iso(now + veto_in)
+    return expires_in, veto_in
+
+
+def hold(
+    store: Store, settings: Settings, tell: Tell, record: RollbackRecord, recorded: bool = False
+) -> None:
+    """Write a pending record with its deadlines (unless the reservation did) and ask."""
+    if not recorded:
+        now = store.now()
+        expires_in, veto_in = deadlines(settings, record, now)
+        store.create_record(record)
+        store.add_deadline(PENDING, record.id, now + expires_in)
+        if veto_in is not None:
+            store.add_deadline(VETO, record.id, now + veto_in)
     base = settings.public_url or settings.receiver_url
     tell(approval_request(record, PENDING_APPROVAL, base))
 

@@ -15,24 +15,16 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from receiver import approvals, metrics, status
+from receiver import approvals, metrics, records, status
 from receiver.act.dispatch import Stabilizer
 from receiver.config import Settings
-from receiver.decide.policy import Facts, Trigger, Verdict, classify, decide, explain, settle
+from receiver.decide.policy import Facts, Trigger, Verdict, classify, decide, explain
 from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
 from receiver.gathering import SilenceCheck, check_silence, first_facts, inspect_target
 from receiver.intake.payload import Alert
-from receiver.records import (
-    ManualRequest,
-    Outcome,
-    log_fields,
-    manual_audit,
-    manual_trigger,
-    new_record,
-    trigger_of,
-)
-from receiver.reserving import reserve
+from receiver.records import ManualRequest, Outcome
+from receiver.reserving import Placing, reserve_verdict
 from receiver.runner import ActionFactory, Preparation, Runner, Tell
 from receiver.state.audit import record_action
 from receiver.state.history import RollbackRecord, new_id
@@ -54,6 +46,7 @@ class Step:
     facts: Facts
     verdict: Verdict
     prep: Preparation | None  # the job and backends, once a check needed them
+    record: RollbackRecord | None = None  # the record the reservation itself created
 
 
 class Engine(StatusReads):
@@ -81,7 +74,8 @@ class Engine(StatusReads):
         trigger = classify(alert, self.settings)
         if trigger.tier is not None and not alert.firing:
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        return self._act(self._decide(trigger, Origin.ALERT, new_id()), "alertmanager")
+        step = self._decide(trigger, Origin.ALERT, new_id(), actor="alertmanager")
+        return self._act(step, "alertmanager")
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -91,10 +85,12 @@ class Engine(StatusReads):
     def manual_rollback(self, request: ManualRequest, actor: str) -> tuple[Outcome, RollbackRecord]:
         """A human's rollback: lock, cooldown and rate limits apply (force passes the last two)."""
         origin = Origin.MANUAL_FORCE if request.force else Origin.MANUAL
-        trigger = manual_trigger(request, status.namespace_of(self.settings, request.service))
-        step = self._decide(trigger, origin, new_id(), request=request)
+        namespace = status.namespace_of(self.settings, request.service)
+        trigger = records.manual_trigger(request, namespace)
+        step = self._decide(trigger, origin, new_id(), request=request, actor=actor)
         outcome = self._act(step, actor)
-        record_action(self.store, actor, "manual_rollback", **manual_audit(request, outcome))
+        audit = records.manual_audit(request, outcome)
+        record_action(self.store, actor, "manual_rollback", **audit)
         record = self.store.get_record(step.rollback_id) if outcome.rollback_id else None
         refused = outcome.decision == Decision.SKIPPED and outcome.reason != SkipReason.DRY_RUN
         if record is None or refused:
@@ -105,7 +101,7 @@ class Engine(StatusReads):
     def approve(self, rollback_id: str, actor: str) -> RollbackRecord:
         """Approve a pending rollback: its checks run again (approval origin), then it runs."""
         record = approvals.pending(self.store, rollback_id)
-        step = self._decide(trigger_of(record), Origin.APPROVAL, rollback_id)
+        step = self._decide(records.trigger_of(record), Origin.APPROVAL, rollback_id)
         verdict = step.verdict
         dry_run = verdict.reason == SkipReason.DRY_RUN
         if verdict.decision != Decision.ROLLBACK and not dry_run:
@@ -130,6 +126,7 @@ class Engine(StatusReads):
         rollback_id: str,
         request: ManualRequest | None = None,
         peek: bool = False,
+        actor: str = "receiver",
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
         facts, prep = first_facts(self.store, self.settings, trigger, origin, request), None
@@ -143,13 +140,14 @@ class Engine(StatusReads):
                 prep = self.runner.prepare(trigger, facts.target, rollback_id, request)
                 facts = inspect_target(prep, trigger, facts)
             verdict = decide(trigger, facts, self.settings, origin)
+        record = None
         if verdict.plan is not None:
-            reservation = reserve(
-                self.store, self.settings, trigger, origin, rollback_id, verdict.plan, peek
+            asking = Placing(trigger, origin, rollback_id, request, actor)
+            verdict, record = reserve_verdict(
+                self.store, self.settings, asking, verdict, facts, peek
             )
-            verdict = settle(verdict, reservation)
         assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
-        return Step(trigger, rollback_id, request, facts, verdict, prep)
+        return Step(trigger, rollback_id, request, facts, verdict, prep, record)
 
     # -- record -> start / hold / announce --------------------------------------------------
 
@@ -157,7 +155,7 @@ class Engine(StatusReads):
         """Count and log the decision, write its record, then start, hold or announce it."""
         trigger, verdict, rollback_id = step.trigger, step.verdict, step.rollback_id
         metrics.DECISIONS.labels(verdict.decision, verdict.reason).inc()
-        extra = log_fields(trigger, verdict)
+        extra = records.log_fields(trigger, verdict)
         if verdict.decision == Decision.IGNORED:
             log.info("alert ignored", extra={**extra, "rollback_id": None})
             return Outcome.of(trigger, verdict, None)
@@ -167,23 +165,27 @@ class Engine(StatusReads):
             log.info("duplicate delivery of an episode", extra=extra)
             return Outcome.of(trigger, verdict, verdict.rollback_id)
         mode = (step.request.mode if step.request else None) or self.settings.rollback_mode
-        record = new_record(trigger, verdict, step.facts, rollback_id, actor, mode, step.request)
+        recorded = step.record is not None  # the reservation created it
+        record = step.record or records.new_record(
+            trigger, verdict, step.facts, rollback_id, actor, mode, step.request
+        )
         extra["rollback_id"] = rollback_id
         if verdict.decision == Decision.SKIPPED:
             metrics.SKIPPED.labels(trigger.service, verdict.reason).inc()
-            self.store.create_record(record)
+            if not recorded:
+                self.store.create_record(record)
             log.info("rollback skipped", extra=extra)
             if verdict.escalates:
                 self.tell(event_for(record, ESCALATION))
             elif trigger.tier == "emergency" and verdict.reason in SAFETY_REASONS:
                 self.tell(event_for(record, BLOCKED_EMERGENCY))
         elif verdict.decision == Decision.PENDING_APPROVAL:
-            approvals.hold(self.store, self.settings, self.tell, record)
+            approvals.hold(self.store, self.settings, self.tell, record, recorded)
             log.info("rollback pending approval", extra=extra)
         else:
             log.info("rollback starting", extra=extra)
             assert step.prep is not None  # autosync_enabled needed the backends' inspect
-            self.runner.start(record, step.prep, new=True)
+            self.runner.start(record, step.prep, new=not recorded, recorded=recorded)
         return Outcome.of(trigger, verdict, rollback_id)
 
     # -- lifecycle ----------------------------------------------------------------------

@@ -120,14 +120,19 @@ class Runner:
             self.settings, self.store, self.build_actions, trigger, target, rollback_id, request
         )
 
-    def start(self, record: RollbackRecord, prep: Preparation, *, new: bool) -> RollbackRecord:
-        """The reservation is ours: record, count, tell, run; answers the record as it starts."""
+    def start(
+        self, record: RollbackRecord, prep: Preparation, *, new: bool, recorded: bool = False
+    ) -> RollbackRecord:
+        """The reservation is ours: record, count, tell, run; answers the record as it starts.
+
+        The reservation script marked the `running` transition, and with `recorded` it also
+        created the record, so nothing is written here before the run.
+        """
         record.state = State.RUNNING
         if new:
             self.store.create_record(record)
-        else:
+        elif not recorded:
             self.store.save_record(record)
-        self.store.mark_transition(record.service, State.RUNNING)
         metrics.STARTED.labels(record.service, record.tier).inc()
         self.tell(event_for(record, STARTED))
         answer = RollbackRecord.from_json(record.to_json())  # the runner goes on changing it

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -75,7 +74,7 @@ def service_status(
     last = counts["last_start"]
     cooldown_left = 0.0
     if last is not None:
-        cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - time.time())
+        cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - counts["now"])
     windows = settings.blackout_windows
     active = active_window(windows, now)
     upcoming = next_occurrences(windows, now, 1)

@@ -168,3 +168,11 @@ def sample(name: str, **labels: str) -> float:
     from prometheus_client import REGISTRY
 
     return REGISTRY.get_sample_value(name, labels) or 0.0
+
+
+def age_starts(store: Any, seconds: float) -> None:
+    """Move every recorded rollback start `seconds` into the past (time passing, Redis clock)."""
+    for pattern in ("starts:*", "tstarts:*", "gstarts"):
+        for key in store.client.scan_iter(store.prefix + pattern):
+            for member, score in store.client.zrange(key, 0, -1, withscores=True):
+                store.client.zadd(key, {member: score - seconds * 1000})

@@ -219,8 +219,11 @@ def settle(verdict: Verdict, reservation: Reservation) -> Verdict:
     return Verdict(plan.decision, plan.reason, (*verdict.checks, passed, *plan.checks))
 
 
-def reservation_from(reason: str, detail: str, settings: Settings) -> Reservation:
-    """The reservation script's answer, with a detail an operator can read."""
+def reservation_from(reason: str, detail: str, settings: Settings, target: str = "") -> Reservation:
+    """The reservation script's answer, with a detail an operator can read.
+
+    `target` names the shared safety target (Argo CD app, repo+branch+path) that blocked.
+    """
     s = settings
     describe: dict[str, Callable[[], str]] = {
         "locked": lambda: f"another rollback ({detail}) holds the lock",
@@ -234,17 +237,16 @@ def reservation_from(reason: str, detail: str, settings: Settings) -> Reservatio
             f"(MAX_ROLLBACKS_PER_DAY={s.max_rollbacks_per_day})"
         ),
         "global_limit": lambda: (
-            f"{detail} rollbacks already running "
+            f"{detail} rollbacks running or started within GLOBAL_LIMIT_WINDOW "
             f"(MAX_CONCURRENT_ROLLBACKS={s.max_concurrent_rollbacks}): "
             "a platform incident, not a deploy?"
         ),
         "duplicate": lambda: f"episode already handled as {detail}",
     }
-    return Reservation(
-        reason,
-        rollback_id=detail if reason == "duplicate" else None,
-        detail=describe[reason]() if reason in describe else "",
-    )
+    text = describe[reason]() if reason in describe else ""
+    if target:
+        text = f"shared target {target}: {text}"
+    return Reservation(reason, rollback_id=detail if reason == "duplicate" else None, detail=text)
 
 
 def with_fact(facts: Facts, **changes: object) -> Facts:

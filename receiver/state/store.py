@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
@@ -22,12 +21,12 @@ from receiver.config import Settings
 from receiver.errors import StoreUnavailable
 from receiver.secrets import Secret
 from receiver.state.history import FINAL_STATES, RollbackRecord, State
-from receiver.state.reservation import ReserveResult, Scripts, decode
+from receiver.state.locking import Locking
+from receiver.state.reservation import Scripts, decode
 
 log = logging.getLogger("receiver.state")
 T = TypeVar("T")
 
-EPISODE_TTL_SECONDS = 7 * 86400
 GAUGE_STATES = (State.RUNNING, State.COMPLETED, State.FAILED, State.INTERRUPTED)
 
 
@@ -93,7 +92,7 @@ def connect(settings: Settings) -> redis.Redis:
     return fakeredis.FakeRedis(decode_responses=True)
 
 
-class Store:
+class Store(Locking):
     """Safety state, history and gauges of the receiver, shared by every replica."""
 
     def __init__(
@@ -146,103 +145,11 @@ class Store:
         except redis.RedisError:
             return False
 
-    # -- episodes and reservations -------------------------------------------------------
-
-    def episode_owner(self, episode: str) -> str | None:
-        value = self._call(lambda: self.client.get(self.key("episode", episode)))
-        return decode(value) or None
-
-    def reserve(
-        self,
-        *,
-        service: str,
-        rollback_id: str,
-        episode: str | None,
-        mode: str,
-        force: bool,
-        lease_seconds: int,
-        cooldown_minutes: int,
-        max_hour: int,
-        max_day: int,
-        max_concurrent: int,
-        expect_state: str = "",
-        new_state: str = "",
-        now: float | None = None,
-    ) -> ReserveResult:
-        """The atomic reservation (RESERVE_SCRIPT): dedupe, lock, cooldown, limits, record."""
-        now_ms = int((time.time() if now is None else now) * 1000)
-        keys = [
-            self.key("episode", episode or "-"),
-            self.key("lock", service),
-            self.key("locks"),
-            self.key("starts", service),
-            self.key("running"),
-            self.key("rstate", rollback_id),
-        ]
-        args: list[str | int] = [
-            now_ms,
-            rollback_id,
-            lease_seconds * 1000,
-            cooldown_minutes * 60000,
-            max_hour,
-            max_day,
-            max_concurrent,
-            EPISODE_TTL_SECONDS,
-            service,
-            mode,
-            "1" if episode else "0",
-            "1" if force else "0",
-            expect_state,
-            new_state,
-        ]
-        with self.guarded():
-            reason, detail = self.scripts.reserve(keys=keys, args=args)
-            self.client.sadd(self.key("services"), service)
-        return ReserveResult(decode(reason), decode(detail))
-
-    def _lock_keys(self, service: str) -> list[str]:
-        return [self.key("lock", service), self.key("locks"), self.key("running")]
-
-    def renew(self, service: str, owner: str, lease_seconds: int) -> bool:
-        now_ms = int(time.time() * 1000)
-        with self.guarded():
-            result = self.scripts.renew(
-                keys=self._lock_keys(service), args=[owner, service, now_ms, lease_seconds * 1000]
-            )
-        return int(result) == 1
-
-    def owns(self, service: str, owner: str) -> bool:
-        return decode(self._call(lambda: self.client.get(self.key("lock", service)))) == owner
-
-    def release(self, service: str, owner: str) -> int:
-        with self.guarded():
-            return int(self.scripts.release(keys=self._lock_keys(service), args=[owner, service]))
-
-    def lock_owner(self, service: str) -> str | None:
-        return decode(self._call(lambda: self.client.get(self.key("lock", service)))) or None
-
-    def reap_expired(self, now: float | None = None) -> list[tuple[str, str]]:
-        """Take over every lease that expired mid-run; each is returned to exactly one caller."""
-        now_ms = int((time.time() if now is None else now) * 1000)
-        with self.guarded():
-            due = self.client.zrangebyscore(self.key("locks"), "-inf", now_ms)
-            reaped = []
-            for raw in due:
-                service = decode(raw)
-                owner = self.scripts.reap(keys=self._lock_keys(service), args=[service, now_ms])
-                if owner is not None and owner is not False:
-                    reaped.append((service, decode(owner)))
-        return reaped
-
-    def held_locks(self) -> int:
-        now_ms = int(time.time() * 1000)
-        return int(self._call(lambda: self.client.zcount(self.key("locks"), f"({now_ms}", "+inf")))
-
     # -- records -----------------------------------------------------------------------
 
     def create_record(self, record: RollbackRecord) -> None:
-        """Store a new record and index it (newest first), trimming old ones."""
-        created = time.time()
+        """Store a new record and index it (newest first, Redis's clock), trimming old ones."""
+        created = self.now()
         with self.guarded():
             pipe = self.client.pipeline(transaction=True)
             pipe.set(self.key("record", record.id), record.to_json(), ex=self.retention_seconds)
@@ -321,16 +228,12 @@ class Store:
 
     # -- gauges and status ----------------------------------------------------------------
 
-    def mark_transition(self, service: str, state: str, ts: float | None = None) -> None:
-        """When the newest rollback of a service entered a state (a new run starts afresh)."""
-        key = self.key("transitions", service)
+    def mark_transition(self, service: str, state: str) -> None:
+        """When the newest rollback of a service entered a state, by Redis's clock."""
+        keys = [self.key("transitions", service), self.key("services")]
+        fresh = "1" if state == State.RUNNING else "0"
         with self.guarded():
-            pipe = self.client.pipeline(transaction=True)
-            if state == State.RUNNING:
-                pipe.delete(key)
-            pipe.hset(key, state, f"{time.time() if ts is None else ts:.3f}")
-            pipe.sadd(self.key("services"), service)
-            pipe.execute()
+            self.scripts.mark_transition(keys=keys, args=[state, service, fresh])
 
     def services(self) -> set[str]:
         return self._members(self.key("services"))
@@ -357,8 +260,8 @@ class Store:
                     transitions[(service, decode(state))] = float(ts)
         return in_progress, transitions
 
-    def window_counts(self, service: str, now: float | None = None) -> dict[str, Any]:
-        now_ms = int((time.time() if now is None else now) * 1000)
+    def window_counts(self, service: str) -> dict[str, Any]:
+        now_ms = int(self.now() * 1000)
         key = self.key("starts", service)
         with self.guarded():
             hour = self.client.zcount(key, now_ms - 3600000, "+inf")
@@ -368,6 +271,7 @@ class Store:
             "hour": int(hour),
             "day": int(day),
             "last_start": float(last[0][1]) / 1000 if last else None,
+            "now": now_ms / 1000,  # Redis's clock, to compare the last start with
         }
 
     # -- approval and once-only ---------------------------------------------------------
@@ -378,8 +282,9 @@ class Store:
     def remove_deadline(self, kind: str, rollback_id: str) -> None:
         self._call(lambda: self.client.zrem(self.key(kind), rollback_id))
 
-    def due(self, kind: str, now: float | None = None) -> list[str]:
-        at = time.time() if now is None else now
+    def due(self, kind: str) -> list[str]:
+        """The ids whose deadline of `kind` passed, by Redis's clock."""
+        at = self.now()
         return [
             decode(x)
             for x in self._call(lambda: self.client.zrangebyscore(self.key(kind), "-inf", at))

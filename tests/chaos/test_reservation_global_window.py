@@ -1,0 +1,58 @@
+"""Issue 15 item 0: MAX_CONCURRENT_ROLLBACKS counts rollbacks started within GLOBAL_LIMIT_WINDOW."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from receiver.state.store import Store
+from tests.chaos.support import fire, write_config
+
+SERVICES = {
+    f"svc{i:03d}": {"path": f"k8s/svc{i:03d}", "app": f"svc{i:03d}-prod"} for i in range(300)
+}
+
+
+def _burst(make_engine: Any, real_store: Store, tmp_path: Path, window: str) -> Counter[str]:
+    """300 triggers for 300 services; each rollback finishes before the next alert is decided."""
+    config = write_config(tmp_path / "services.yaml", SERVICES)
+    engine = make_engine(
+        store=real_store,
+        ROLLBACK_CONFIG=config,
+        MAX_CONCURRENT_ROLLBACKS="3",
+        GLOBAL_LIMIT_WINDOW=window,
+    )
+    reasons: Counter[str] = Counter()
+    for service in SERVICES:
+        reasons[fire(engine, service).reason] += 1
+        assert engine.wait_idle(10)  # instant rollbacks: no lock is held at the next alert
+    return reasons
+
+
+def test_a_burst_of_instant_rollbacks_starts_at_most_the_limit_within_the_window(
+    make_engine: Any, real_store: Store, tmp_path: Path
+) -> None:
+    reasons = _burst(make_engine, real_store, tmp_path, "10m")
+    assert reasons == Counter({"passed": 3, "global_limit": 297})
+    assert real_store.held_locks() == 0  # the three finished: only the window held the rest
+
+
+def test_a_zero_window_counts_only_rollbacks_holding_a_lock(
+    make_engine: Any, real_store: Store, tmp_path: Path
+) -> None:
+    reasons = _burst(make_engine, real_store, tmp_path, "0")
+    assert reasons == Counter({"passed": 300})
+
+
+def test_the_global_limit_detail_names_the_window(
+    make_engine: Any, real_store: Store, tmp_path: Path
+) -> None:
+    config = write_config(tmp_path / "services.yaml", dict(list(SERVICES.items())[:2]))
+    engine = make_engine(store=real_store, ROLLBACK_CONFIG=config, MAX_CONCURRENT_ROLLBACKS="1")
+    assert fire(engine, "svc000").reason == "passed"
+    assert engine.wait_idle(10)
+    blocked = fire(engine, "svc001")
+    record = real_store.get_record(blocked.rollback_id or "")
+    assert blocked.reason == "global_limit" and record is not None
+    assert "started within GLOBAL_LIMIT_WINDOW" in record.checks[-1]["detail"]
