@@ -2,26 +2,28 @@
 
     gather facts -> decide -> reserve -> record -> start / hold / announce
 
-`Engine` has one method per entry (an alert, an explain, a manual rollback, an
-approval). Each names where the rollback comes from (an `Origin`, which picks
-the checks that apply) and goes through `_decide` (gather, decide, reserve)
-and then records and acts. Approvals, the runner, the sweeper, status reads
-and the audit trail live in their own modules beside this one.
+`Engine` has one method per entry (a delivery and its alerts, an explain, a manual
+rollback, an approval). Each names where the rollback comes from (an `Origin`, which
+picks the checks that apply), gathers, decides, reserves, then records and acts. A
+delivery's facts are gathered concurrently, its reservations made in delivery order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from receiver import approvals, metrics, status
 from receiver.act.dispatch import Stabilizer
+from receiver.act.shared_reads import delivery_scope
 from receiver.config import Settings
-from receiver.decide.policy import Facts, Trigger, Verdict, classify, decide, explain, settle
+from receiver.decide.policy import Facts, Trigger, Verdict, classify, explain
 from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
-from receiver.gathering import SilenceCheck, check_silence, first_facts, inspect_target
+from receiver.gathering import Gathered, SilenceCheck, gather, gather_all
 from receiver.intake.payload import Alert
 from receiver.records import (
     ManualRequest,
@@ -32,7 +34,7 @@ from receiver.records import (
     new_record,
     trigger_of,
 )
-from receiver.reserving import reserve
+from receiver.reserving import reserve_planned
 from receiver.runner import ActionFactory, Preparation, Runner, Tell
 from receiver.state.audit import record_action
 from receiver.state.history import RollbackRecord, new_id
@@ -73,15 +75,25 @@ class Engine(StatusReads):
         self.tell, self.silences = tell, silences
         self.runner = Runner(settings, store, build_actions, tell, stabilize, max_workers)
         self.notifications: Any = None  # the channels' owner, closed by the CLI at exit
+        self._gather = partial(gather, store, settings, self.runner, silences)
 
     # -- the entries ---------------------------------------------------------------------
 
-    def handle_alert(self, alert: Alert) -> Outcome:
+    def handle_delivery(self, alerts: Sequence[Alert]) -> list[Outcome]:
+        """One delivery: facts gathered concurrently, then reserved one by one in order."""
+        with delivery_scope():
+            if len(alerts) <= 1:
+                return [self.handle_alert(alert) for alert in alerts]
+            gathered = gather_all(alerts, self.settings, self._gather)
+            return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
+
+    def handle_alert(self, alert: Alert, gathered: Gathered | None = None) -> Outcome:
         """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
-        trigger = classify(alert, self.settings)
+        trigger = gathered.trigger if gathered else classify(alert, self.settings)
         if trigger.tier is not None and not alert.firing:
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        return self._act(self._decide(trigger, Origin.ALERT, new_id()), "alertmanager")
+        gathered = gathered or self._gather(trigger, Origin.ALERT, new_id(), None)
+        return self._act(self._reserve(gathered, None, False), "alertmanager")
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -132,23 +144,13 @@ class Engine(StatusReads):
         peek: bool = False,
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
-        facts, prep = first_facts(self.store, self.settings, trigger, origin, request), None
-        verdict = decide(trigger, facts, self.settings, origin)
-        for _ in range(2):  # one round per costly fact
-            if verdict.needs is None:
-                break
-            if verdict.needs == "silenced":
-                facts = check_silence(self.silences, trigger, facts)
-            elif verdict.needs == "target_facts" and facts.target is not None:
-                prep = self.runner.prepare(trigger, facts.target, rollback_id, request)
-                facts = inspect_target(prep, trigger, facts)
-            verdict = decide(trigger, facts, self.settings, origin)
-        if verdict.plan is not None:
-            reservation = reserve(
-                self.store, self.settings, trigger, origin, rollback_id, verdict.plan, peek
-            )
-            verdict = settle(verdict, reservation)
-        assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
+        return self._reserve(self._gather(trigger, origin, rollback_id, request), request, peek)
+
+    def _reserve(self, gathered: Gathered, request: ManualRequest | None, peek: bool) -> Step:
+        """Make the reservation the verdict plans (one at a time, in delivery order)."""
+        trigger, rollback_id, facts, verdict, prep = gathered.unpack()
+        args = (trigger, gathered.origin, rollback_id, verdict, peek)
+        verdict = reserve_planned(self.store, self.settings, *args)
         return Step(trigger, rollback_id, request, facts, verdict, prep)
 
     # -- record -> start / hold / announce --------------------------------------------------

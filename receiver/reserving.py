@@ -3,11 +3,36 @@
 from __future__ import annotations
 
 from receiver.config import Settings
-from receiver.decide.policy import Plan, Reservation, ReserveMode, Trigger, reservation_from
+from receiver.decide.policy import (
+    Plan,
+    Reservation,
+    ReserveMode,
+    Trigger,
+    Verdict,
+    reservation_from,
+    settle,
+)
 from receiver.decide.vocabulary import Origin
 from receiver.errors import Conflict
 from receiver.state.history import State
 from receiver.state.store import Store
+
+
+def reserve_planned(
+    store: Store,
+    settings: Settings,
+    trigger: Trigger,
+    origin: Origin,
+    rollback_id: str,
+    verdict: Verdict,
+    peek: bool = False,
+) -> Verdict:
+    """The verdict once the reservation its plan asks for is made (or, with `peek`, read)."""
+    if verdict.plan is not None:
+        result = reserve(store, settings, trigger, origin, rollback_id, verdict.plan, peek)
+        verdict = settle(verdict, result)
+    assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
+    return verdict
 
 
 def reserve(

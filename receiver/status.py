@@ -6,6 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.act.shared_reads import delivery_scope
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
 from receiver.errors import NotFound
@@ -29,7 +30,8 @@ class StatusReads:
     def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
         """The status of one service, or of every configured or seen service."""
         names = [service] if service else known_services(self.settings, self.store)
-        return [self.status(name) for name in names]
+        with delivery_scope():  # Alertmanager's silences listed once for the whole answer
+            return [self.status(name) for name in names]
 
     def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
         """History, newest first."""
