@@ -40,7 +40,8 @@ def default_silence_check(settings: Settings, client: Any = None) -> SilenceChec
     from receiver.clients.alertmanager import AlertmanagerClient
 
     if client is None:
-        client = AlertmanagerClient(settings.alertmanager_url, timeout=SILENCE_TIMEOUT_SECONDS)
+        url = settings.alertmanager_url or ""
+        client = AlertmanagerClient(url, timeout=SILENCE_TIMEOUT_SECONDS)
 
     def check(labels: dict[str, str]) -> tuple[bool, str]:
         # One list per delivery (or status request), never one from an earlier delivery.

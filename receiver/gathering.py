@@ -8,6 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
@@ -54,24 +55,31 @@ class Gathered:
         return self.trigger, self.rollback_id, self.facts, self.verdict, self.prep
 
 
+class Sources(Protocol):
+    """Where facts come from: the engine's store, settings, runner and silence check."""
+
+    store: Store
+    settings: Settings
+    runner: Runner
+    silences: SilenceCheck | None
+
+
 def gather(
-    store: Store,
-    settings: Settings,
-    runner: Runner,
-    silences: SilenceCheck | None,
+    sources: Sources,
     trigger: Trigger,
     origin: Origin,
     rollback_id: str,
     request: ManualRequest | None,
 ) -> Gathered:
     """The facts the checks ask for (cheap ones first), and the verdict they give."""
+    store, settings, runner = sources.store, sources.settings, sources.runner
     facts, prep = first_facts(store, settings, trigger, origin, request), None
     verdict = decide(trigger, facts, settings, origin)
     for _ in range(2):  # one round per costly fact
         if verdict.needs is None:
             break
         if verdict.needs == "silenced":
-            facts = check_silence(silences, trigger, facts)
+            facts = check_silence(sources.silences, trigger, facts)
         elif verdict.needs == "target_facts" and facts.target is not None:
             prep = runner.prepare(trigger, facts.target, rollback_id, request)
             facts = inspect_target(prep, trigger, facts)

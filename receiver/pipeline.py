@@ -75,7 +75,7 @@ class Engine(StatusReads):
         self.tell, self.silences = tell, silences
         self.runner = Runner(settings, store, build_actions, tell, stabilize, max_workers)
         self.notifications: Any = None  # the channels' owner, closed by the CLI at exit
-        self._gather = partial(gather, store, settings, self.runner, silences)
+        self._gather = partial(gather, self)
 
     # -- the entries ---------------------------------------------------------------------
 
