@@ -27,15 +27,21 @@ class StatusReads:
         """One service's safety state (GET /api/v1/status?service=)."""
         return service_status(self.settings, self.store, self.silences, service)
 
-    def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
-        """The status of one service, or of every configured or seen service."""
+    def statuses(
+        self, service: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One service's status, or a page of every configured or seen service's (by name)."""
         names = [service] if service else known_services(self.settings, self.store)
+        if cursor is not None:
+            names = [name for name in names if name > cursor]
         with delivery_scope():  # Alertmanager's silences listed once for the whole answer
-            return [self.status(name) for name in names]
+            return [self.status(name) for name in names[:limit]]
 
-    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
-        """History, newest first."""
-        return self.store.list_records(service, limit)
+    def list_records(
+        self, service: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> list[RollbackRecord]:
+        """History, newest first; `cursor` is the last id of the page before."""
+        return self.store.list_records(service, limit, cursor)
 
     def get_record(self, rollback_id: str) -> RollbackRecord:
         """One record, or NotFound (404)."""
