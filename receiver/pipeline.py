@@ -41,6 +41,7 @@ from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
 from receiver.status import StatusReads
 from receiver.tell.base import BLOCKED_EMERGENCY, ESCALATION
+from receiver.tell.digest import escalation_digest, tell_escalation
 from receiver.tell.events import event_for
 
 log = logging.getLogger("receiver.pipeline")
@@ -81,9 +82,7 @@ class Engine(StatusReads):
 
     def handle_delivery(self, alerts: Sequence[Alert]) -> list[Outcome]:
         """One delivery: facts gathered concurrently, then reserved one by one in order."""
-        with delivery_scope():
-            if len(alerts) <= 1:
-                return [self.handle_alert(alert) for alert in alerts]
+        with delivery_scope(), escalation_digest(self.tell, self.store.claim_once):
             gathered = gather_all(alerts, self.settings, self._gather)
             return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
 
@@ -176,7 +175,7 @@ class Engine(StatusReads):
             self.store.create_record(record)
             log.info("rollback skipped", extra=extra)
             if verdict.escalates:
-                self.tell(event_for(record, ESCALATION))
+                tell_escalation(self.tell, event_for(record, ESCALATION))
             elif trigger.tier == "emergency" and verdict.reason in SAFETY_REASONS:
                 self.tell(event_for(record, BLOCKED_EMERGENCY))
         elif verdict.decision == Decision.PENDING_APPROVAL:
