@@ -144,3 +144,18 @@ def test_each_delivery_lists_silences_again(make_engine: Any, tmp_path: Path) ->
         outcomes = engine.handle_delivery(parse_message(payload(*alerts)).alerts)
         assert [o.reason for o in outcomes] == ["dry_run"] * 5
     assert len(listed) == 2  # once per delivery, never reused from an earlier one
+
+
+def test_a_record_serialises_as_asdict_would() -> None:
+    import json
+    from dataclasses import asdict
+
+    from receiver.state.history import RollbackRecord
+
+    record = RollbackRecord(
+        "rb-1", "api", "prod", "critical", "rollback", "passed", "running", {"a": [1]}, "now"
+    )
+    record.start_stage("gitops")
+    record.checks.append({"name": "cooldown", "passed": True})
+    assert json.loads(record.to_json()) == asdict(record)
+    assert RollbackRecord.from_json(record.to_json()) == record
