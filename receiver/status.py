@@ -6,7 +6,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from receiver.act.shared_reads import delivery_scope
+from receiver.act.shared_reads import delivery_scope, shared_read
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
 from receiver.errors import NotFound
@@ -78,15 +78,12 @@ def service_status(
     settings: Settings, store: Store, silences: SilenceCheck | None, service: str
 ) -> dict[str, Any]:
     """Cooldown left, rollbacks in the last hour/day, blackout or silence, lock, last rollback."""
-    now = datetime.now(UTC)
     counts = store.window_counts(service)
     last = counts["last_start"]
     cooldown_left = 0.0
     if last is not None:
         cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - time.time())
-    windows = settings.blackout_windows
-    active = active_window(windows, now)
-    upcoming = next_occurrences(windows, now, 1)
+    active, upcoming = shared_read(("blackout-windows",), lambda: _windows_now(settings))
     records = store.list_records(service, 1)
     return {
         "service": service,
@@ -101,12 +98,20 @@ def service_status(
             "concurrent": settings.max_concurrent_rollbacks,
         },
         "blackout": {
-            "active": active.describe() if active else None,
-            "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
+            "active": active,
+            "next": upcoming,
             "silence": _silence_of(settings, silences, service),
         },
         "last_rollback": records[0].to_dict() if records else None,
     }
+
+
+def _windows_now(settings: Settings) -> tuple[str | None, list[str]]:
+    """The blackout window active now, and the next one's start (the same for every service)."""
+    now = datetime.now(UTC)
+    active = active_window(settings.blackout_windows, now)
+    upcoming = next_occurrences(settings.blackout_windows, now, 1)
+    return (active.describe() if active else None), [iso(s.timestamp()) for s, _e, _w in upcoming]
 
 
 def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str) -> str | None:

@@ -363,10 +363,10 @@ class Store:
     def window_counts(self, service: str, now: float | None = None) -> dict[str, Any]:
         now_ms = int((time.time() if now is None else now) * 1000)
         key = self.key("starts", service)
-        with self.guarded():
-            hour = self.client.zcount(key, now_ms - 3600000, "+inf")
-            day = self.client.zcount(key, now_ms - 86400000, "+inf")
-            last = self.client.zrevrange(key, 0, 0, withscores=True)
+        with self.guarded():  # one round trip (status reads it for every service)
+            pipe: Any = self.client.pipeline(transaction=False)
+            pipe.zcount(key, now_ms - 3600000, "+inf").zcount(key, now_ms - 86400000, "+inf")
+            hour, day, last = pipe.zrevrange(key, 0, 0, withscores=True).execute()
         return {
             "hour": int(hour),
             "day": int(day),
