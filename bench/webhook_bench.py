@@ -155,6 +155,80 @@ def load(url: str, payloads: list[bytes]) -> dict[str, float]:
     }
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def family(pid: int) -> list[int]:
+    """A process and its descendants (gunicorn's master and workers), from /proc."""
+    out, todo = [], [pid]
+    while todo and len(out) < 64:
+        current = todo.pop()
+        out.append(current)
+        try:
+            tasks = Path(f"/proc/{current}/task").iterdir()
+            for task in tasks:
+                children = (task / "children").read_text().split()
+                todo += [int(c) for c in children]
+        except OSError:
+            continue
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of the server's master and workers."""
+    total = 0
+    for member in family(pid):
+        try:
+            fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+    return total / TICKS
+
+
+def worker_rss_mb(pid: int) -> list[float]:
+    """Resident memory of each worker (the master's children), in MB."""
+    sizes = []
+    for member in family(pid)[1:]:
+        try:
+            status = Path(f"/proc/{member}/status").read_text()
+        except OSError:
+            continue
+        for line in status.splitlines():
+            if line.startswith("VmRSS:"):
+                sizes.append(int(line.split()[1]) / 1024)
+    return sizes
+
+
+def first_deliveries() -> list[bytes]:
+    """Every delivery a new trigger episode (a new fingerprint): a full decision and a record."""
+    out = []
+    for i in range(REQUESTS):
+        a = alert(f"svc{i % 4}", "firing", f"{10**6 + i:016x}", "TriggerEmergencyRollback")
+        body = {
+            "version": "4",
+            "status": "firing",
+            "receiver": "bench",
+            "groupKey": "{}",
+            "alerts": [a],
+            "groupLabels": {},
+            "commonLabels": a["labels"],
+            "commonAnnotations": {},
+            "externalURL": "http://alertmanager:9093",
+            "truncatedAlerts": 0,
+        }
+        out.append(json.dumps(body).encode())
+    return out
+
+
+def measured(url: str, pid: int, payloads: list[bytes]) -> dict[str, float]:
+    """The load's figures plus the server's CPU seconds per 1,000 deliveries."""
+    before = cpu_seconds(pid)
+    figures = load(url, payloads)
+    figures["cpu_per_1000"] = (cpu_seconds(pid) - before) * 1000 / max(len(payloads), 1)
+    return figures
+
+
 def gitops_repo(tmp: Path) -> str:
     work = tmp / "work"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
@@ -228,8 +302,11 @@ def main() -> None:
         )
         try:
             wait_ready(f"http://127.0.0.1:{port}", receiver)
-            load(f"http://127.0.0.1:{port}", payloads[:200])  # warm-up: episodes recorded
-            results["receiver"] = load(f"http://127.0.0.1:{port}", payloads)
+            url = f"http://127.0.0.1:{port}"
+            load(url, payloads[:200])  # warm-up: episodes recorded
+            results["receiver"] = measured(url, receiver.pid, payloads)
+            results["receiver, first deliveries"] = measured(url, receiver.pid, first_deliveries())
+            rss = worker_rss_mb(receiver.pid)
         finally:
             stop(receiver)
         port = free_port()
@@ -254,7 +331,7 @@ def main() -> None:
         try:
             wait_ready(f"http://127.0.0.1:{port}", bare)
             load(f"http://127.0.0.1:{port}", payloads[:200])
-            results["bare"] = load(f"http://127.0.0.1:{port}", payloads)
+            results["bare"] = measured(f"http://127.0.0.1:{port}", bare.pid, payloads)
         finally:
             stop(bare)
     client.flushdb()
@@ -262,12 +339,25 @@ def main() -> None:
         f"webhook benchmark: {REQUESTS} posts, {THREADS} client threads, 2 gunicorn workers, "
         f"{os.cpu_count()} cores"
     )
-    print(f"{'server':<10} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7}")
+    print(
+        f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU s/1000':>10}"
+    )
     for name, r in results.items():
         print(
-            f"{name:<10} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{r['errors']:>7.0f}"
+            f"{name:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['errors']:>7.0f} {r['cpu_per_1000']:>10.2f}"
         )
+    bare_cpu = results["bare"]["cpu_per_1000"] or 1e-9
+    print(
+        f"server CPU per 1,000 deliveries (master + workers, /proc utime+stime): repeats "
+        f"x{results['receiver']['cpu_per_1000'] / bare_cpu:.2f} the bare app (goal <= 1.5), "
+        f"first deliveries x{results['receiver, first deliveries']['cpu_per_1000'] / bare_cpu:.2f}"
+        f" (goal <= 4)"
+    )
+    print(
+        f"RSS per worker after {2 * REQUESTS + 200} deliveries: "
+        + ", ".join(f"{mb:.0f} MB" for mb in rss)
+    )
     ratio = results["receiver"]["rps"] / results["bare"]["rps"]
     print(
         f"throughput ratio receiver/bare: {ratio:.2f} (target >= 0.6); "

@@ -23,6 +23,7 @@ from receiver.sweeper import Sweeper
 log = logging.getLogger("receiver.app")
 
 MAX_BODY = 1024 * 1024
+SILENCE_TIMEOUT_SECONDS = 1.0  # the silence re-check: one bounded wait per delivery
 
 
 def default_action_factory() -> ActionFactory:
@@ -31,16 +32,21 @@ def default_action_factory() -> ActionFactory:
     return build_actions
 
 
-def default_silence_check(settings: Settings) -> SilenceCheck | None:
+def default_silence_check(settings: Settings, client: Any = None) -> SilenceCheck | None:
     """Ask Alertmanager for an active silence matching the alert (freeze silences included)."""
-    if not settings.alertmanager_url:
+    if not settings.alertmanager_url and client is None:
         return None
+    from receiver.act.shared_reads import shared_read
     from receiver.clients.alertmanager import AlertmanagerClient
 
-    client = AlertmanagerClient(settings.alertmanager_url, timeout=2.0)
+    if client is None:
+        url = settings.alertmanager_url or ""
+        client = AlertmanagerClient(url, timeout=SILENCE_TIMEOUT_SECONDS)
 
     def check(labels: dict[str, str]) -> tuple[bool, str]:
-        found = client.matching_silences(labels)
+        # One list per delivery (or status request), never one from an earlier delivery.
+        active = shared_read(("alertmanager-silences",), client.list_silences)
+        found = [s for s in active if s.matches(labels)]
         if not found:
             return False, "no matching silence"
         first = found[0]

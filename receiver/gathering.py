@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import copy_context
+from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import (
     Facts,
     Trigger,
+    Verdict,
+    classify,
+    decide,
     origins_of,
     silence_labels,
     target_resolution,
@@ -18,13 +25,94 @@ from receiver.decide.policy import (
 )
 from receiver.decide.vocabulary import Origin, SkipReason
 from receiver.errors import ActionError
+from receiver.intake.payload import Alert
 from receiver.records import ManualRequest
-from receiver.runner import Preparation
+from receiver.runner import Preparation, Runner
+from receiver.state.history import new_id
 from receiver.state.store import Store
 
 log = logging.getLogger("receiver.pipeline")
 
 SilenceCheck = Callable[[dict[str, str]], "tuple[bool, str]"]  # (silenced, note); raises on error
+
+
+@dataclass(frozen=True)
+class Gathered:
+    """One trigger's facts and the verdict they give, before its turn to reserve."""
+
+    trigger: Trigger
+    rollback_id: str
+    origin: Origin
+    facts: Facts | None = None
+    verdict: Verdict | None = None
+    prep: Preparation | None = None  # the job and backends, once a check needed them
+    error: Exception | None = None  # raised again on the trigger's turn, in delivery order
+
+    def unpack(self) -> tuple[Trigger, str, Facts, Verdict, Preparation | None]:
+        """The gathered parts; the gathering's error is raised here, on the trigger's turn."""
+        if self.error is not None:
+            raise self.error
+        assert self.facts is not None and self.verdict is not None
+        return self.trigger, self.rollback_id, self.facts, self.verdict, self.prep
+
+
+class Sources(Protocol):
+    """Where facts come from: the engine's store, settings, runner and silence check."""
+
+    store: Store
+    settings: Settings
+    runner: Runner
+    silences: SilenceCheck | None
+
+
+def gather(
+    sources: Sources,
+    trigger: Trigger,
+    origin: Origin,
+    rollback_id: str,
+    request: ManualRequest | None,
+) -> Gathered:
+    """The facts the checks ask for (cheap ones first), and the verdict they give."""
+    store, settings, runner = sources.store, sources.settings, sources.runner
+    facts, prep = first_facts(store, settings, trigger, origin, request), None
+    verdict = decide(trigger, facts, settings, origin)
+    for _ in range(2):  # one round per costly fact
+        if verdict.needs is None:
+            break
+        if verdict.needs == "silenced":
+            facts = check_silence(sources.silences, trigger, facts)
+        elif verdict.needs == "target_facts" and facts.target is not None:
+            prep = runner.prepare(trigger, facts.target, rollback_id, request)
+            facts = inspect_target(prep, trigger, facts)
+        verdict = decide(trigger, facts, settings, origin)
+    return Gathered(trigger, rollback_id, origin, facts, verdict, prep)
+
+
+GatherOne = Callable[[Trigger, Origin, str, "ManualRequest | None"], Gathered]
+
+
+GATHER_THREADS = 4  # the facts of one delivery gathered at once: a handful of GitHub requests
+_POOL = ThreadPoolExecutor(GATHER_THREADS, thread_name_prefix="gather")  # one per process
+
+
+def gather_all(
+    alerts: Sequence[Alert], settings: Settings, gather_one: GatherOne
+) -> list[Gathered | None]:
+    """Every alert's facts, gathered concurrently (None: classified again on its turn)."""
+
+    def one(alert: Alert) -> Gathered | None:
+        try:
+            trigger = classify(alert, settings)
+        except Exception:
+            return None  # classified again on its turn, where the error is handled
+        rollback_id = new_id()
+        try:
+            return gather_one(trigger, Origin.ALERT, rollback_id, None)
+        except Exception as exc:
+            return Gathered(trigger, rollback_id, Origin.ALERT, error=exc)
+
+    futures = [_POOL.submit(copy_context().run, one, alert) for alert in alerts]
+    return [future.result() for future in futures]
 
 
 def first_facts(

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     Histogram,
     generate_latest,
 )
@@ -51,6 +52,12 @@ WEBHOOK_DURATION = Histogram(
     "rollback_webhook_duration_seconds",
     "Webhook request latency",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+)
+
+GITHUB_RATELIMIT_REMAINING = Gauge(
+    "rollback_github_ratelimit_remaining",
+    "The last X-RateLimit-Remaining GitHub answered (per process)",
+    multiprocess_mode="mostrecent",
 )
 
 

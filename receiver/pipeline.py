@@ -2,28 +2,38 @@
 
     gather facts -> decide -> reserve -> record -> start / hold / announce
 
-`Engine` has one method per entry (an alert, an explain, a manual rollback, an
-approval). Each names where the rollback comes from (an `Origin`, which picks
-the checks that apply) and goes through `_decide` (gather, decide, reserve)
-and then records and acts. Approvals, the runner, the sweeper, status reads
-and the audit trail live in their own modules beside this one.
+`Engine` has one method per entry (a delivery and its alerts, an explain, a manual
+rollback, an approval). Each names where the rollback comes from (an `Origin`, which
+picks the checks that apply), gathers, decides, reserves, then records and acts. A
+delivery's facts are gathered concurrently, its reservations made in delivery order.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
-from receiver import approvals, metrics, records, status
+from receiver import approvals, metrics, status
 from receiver.act.dispatch import Stabilizer
+from receiver.act.shared_reads import delivery_scope
 from receiver.config import Settings
-from receiver.decide.policy import Facts, Trigger, Verdict, classify, decide, explain
+from receiver.decide.policy import Facts, Trigger, Verdict, classify, explain
 from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
-from receiver.gathering import SilenceCheck, check_silence, first_facts, inspect_target
+from receiver.gathering import Gathered, SilenceCheck, gather, gather_all
 from receiver.intake.payload import Alert
-from receiver.records import ManualRequest, Outcome
+from receiver.records import (
+    ManualRequest,
+    Outcome,
+    log_fields,
+    manual_audit,
+    manual_trigger,
+    new_record,
+    trigger_of,
+)
 from receiver.reserving import Placing, reserve_verdict
 from receiver.runner import ActionFactory, Preparation, Runner, Tell
 from receiver.state.audit import record_action
@@ -31,6 +41,7 @@ from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
 from receiver.status import StatusReads
 from receiver.tell.base import BLOCKED_EMERGENCY, ESCALATION
+from receiver.tell.digest import escalation_digest, tell_escalation
 from receiver.tell.events import event_for
 
 log = logging.getLogger("receiver.pipeline")
@@ -46,7 +57,7 @@ class Step:
     facts: Facts
     verdict: Verdict
     prep: Preparation | None  # the job and backends, once a check needed them
-    record: RollbackRecord | None = None  # the record the reservation itself created
+    record: RollbackRecord | None = None  # created by the reservation itself, if it passed
 
 
 class Engine(StatusReads):
@@ -66,16 +77,23 @@ class Engine(StatusReads):
         self.tell, self.silences = tell, silences
         self.runner = Runner(settings, store, build_actions, tell, stabilize, max_workers)
         self.notifications: Any = None  # the channels' owner, closed by the CLI at exit
+        self._gather = partial(gather, self)
 
     # -- the entries ---------------------------------------------------------------------
 
-    def handle_alert(self, alert: Alert) -> Outcome:
+    def handle_delivery(self, alerts: Sequence[Alert]) -> list[Outcome]:
+        """One delivery: facts gathered concurrently, then reserved one by one in order."""
+        with delivery_scope(), escalation_digest(self.tell, self.store.claim_once):
+            gathered = gather_all(alerts, self.settings, self._gather)
+            return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
+
+    def handle_alert(self, alert: Alert, gathered: Gathered | None = None) -> Outcome:
         """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
-        trigger = classify(alert, self.settings)
+        trigger = gathered.trigger if gathered else classify(alert, self.settings)
         if trigger.tier is not None and not alert.firing:
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        step = self._decide(trigger, Origin.ALERT, new_id(), actor="alertmanager")
-        return self._act(step, "alertmanager")
+        gathered = gathered or self._gather(trigger, Origin.ALERT, new_id(), None)
+        return self._act(self._reserve(gathered, None, False, "alertmanager"), "alertmanager")
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -85,12 +103,10 @@ class Engine(StatusReads):
     def manual_rollback(self, request: ManualRequest, actor: str) -> tuple[Outcome, RollbackRecord]:
         """A human's rollback: lock, cooldown and rate limits apply (force passes the last two)."""
         origin = Origin.MANUAL_FORCE if request.force else Origin.MANUAL
-        namespace = status.namespace_of(self.settings, request.service)
-        trigger = records.manual_trigger(request, namespace)
+        trigger = manual_trigger(request, status.namespace_of(self.settings, request.service))
         step = self._decide(trigger, origin, new_id(), request=request, actor=actor)
         outcome = self._act(step, actor)
-        audit = records.manual_audit(request, outcome)
-        record_action(self.store, actor, "manual_rollback", **audit)
+        record_action(self.store, actor, "manual_rollback", **manual_audit(request, outcome))
         record = self.store.get_record(step.rollback_id) if outcome.rollback_id else None
         refused = outcome.decision == Decision.SKIPPED and outcome.reason != SkipReason.DRY_RUN
         if record is None or refused:
@@ -101,7 +117,7 @@ class Engine(StatusReads):
     def approve(self, rollback_id: str, actor: str) -> RollbackRecord:
         """Approve a pending rollback: its checks run again (approval origin), then it runs."""
         record = approvals.pending(self.store, rollback_id)
-        step = self._decide(records.trigger_of(record), Origin.APPROVAL, rollback_id)
+        step = self._decide(trigger_of(record), Origin.APPROVAL, rollback_id)
         verdict = step.verdict
         dry_run = verdict.reason == SkipReason.DRY_RUN
         if verdict.decision != Decision.ROLLBACK and not dry_run:
@@ -129,20 +145,15 @@ class Engine(StatusReads):
         actor: str = "receiver",
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
-        facts, prep = first_facts(self.store, self.settings, trigger, origin, request), None
-        verdict = decide(trigger, facts, self.settings, origin)
-        for _ in range(2):  # one round per costly fact
-            if verdict.needs is None:
-                break
-            if verdict.needs == "silenced":
-                facts = check_silence(self.silences, trigger, facts)
-            elif verdict.needs == "target_facts" and facts.target is not None:
-                prep = self.runner.prepare(trigger, facts.target, rollback_id, request)
-                facts = inspect_target(prep, trigger, facts)
-            verdict = decide(trigger, facts, self.settings, origin)
+        gathered = self._gather(trigger, origin, rollback_id, request)
+        return self._reserve(gathered, request, peek, actor)
+
+    def _reserve(self, g: Gathered, request: ManualRequest | None, peek: bool, actor: str) -> Step:
+        """Make the reservation the verdict plans (one at a time, in delivery order)."""
+        trigger, rollback_id, facts, verdict, prep = g.unpack()
         record = None
         if verdict.plan is not None:
-            asking = Placing(trigger, origin, rollback_id, request, actor)
+            asking = Placing(trigger, g.origin, rollback_id, request, actor)
             verdict, record = reserve_verdict(
                 self.store, self.settings, asking, verdict, facts, peek
             )
@@ -155,7 +166,7 @@ class Engine(StatusReads):
         """Count and log the decision, write its record, then start, hold or announce it."""
         trigger, verdict, rollback_id = step.trigger, step.verdict, step.rollback_id
         metrics.DECISIONS.labels(verdict.decision, verdict.reason).inc()
-        extra = records.log_fields(trigger, verdict)
+        extra = log_fields(trigger, verdict)
         if verdict.decision == Decision.IGNORED:
             log.info("alert ignored", extra={**extra, "rollback_id": None})
             return Outcome.of(trigger, verdict, None)
@@ -166,7 +177,7 @@ class Engine(StatusReads):
             return Outcome.of(trigger, verdict, verdict.rollback_id)
         mode = (step.request.mode if step.request else None) or self.settings.rollback_mode
         recorded = step.record is not None  # the reservation created it
-        record = step.record or records.new_record(
+        record = step.record or new_record(
             trigger, verdict, step.facts, rollback_id, actor, mode, step.request
         )
         extra["rollback_id"] = rollback_id
@@ -176,7 +187,7 @@ class Engine(StatusReads):
                 self.store.create_record(record)
             log.info("rollback skipped", extra=extra)
             if verdict.escalates:
-                self.tell(event_for(record, ESCALATION))
+                tell_escalation(self.tell, event_for(record, ESCALATION))
             elif trigger.tier == "emergency" and verdict.reason in SAFETY_REASONS:
                 self.tell(event_for(record, BLOCKED_EMERGENCY))
         elif verdict.decision == Decision.PENDING_APPROVAL:

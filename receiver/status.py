@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+from receiver.act.shared_reads import delivery_scope, shared_read
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
 from receiver.errors import NotFound
@@ -25,14 +26,21 @@ class StatusReads:
         """One service's safety state (GET /api/v1/status?service=)."""
         return service_status(self.settings, self.store, self.silences, service)
 
-    def statuses(self, service: str | None = None) -> list[dict[str, Any]]:
-        """The status of one service, or of every configured or seen service."""
+    def statuses(
+        self, service: str | None = None, limit: int | None = None, cursor: str | None = None
+    ) -> list[dict[str, Any]]:
+        """One service's status, or a page of every configured or seen service's (by name)."""
         names = [service] if service else known_services(self.settings, self.store)
-        return [self.status(name) for name in names]
+        if cursor is not None:
+            names = [name for name in names if name > cursor]
+        with delivery_scope():  # Alertmanager's silences listed once for the whole answer
+            return [self.status(name) for name in names[:limit]]
 
-    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
-        """History, newest first."""
-        return self.store.list_records(service, limit)
+    def list_records(
+        self, service: str | None = None, limit: int = 50, cursor: str | None = None
+    ) -> list[RollbackRecord]:
+        """History, newest first; `cursor` is the last id of the page before."""
+        return self.store.list_records(service, limit, cursor)
 
     def get_record(self, rollback_id: str) -> RollbackRecord:
         """One record, or NotFound (404)."""
@@ -69,15 +77,12 @@ def service_status(
     settings: Settings, store: Store, silences: SilenceCheck | None, service: str
 ) -> dict[str, Any]:
     """Cooldown left, rollbacks in the last hour/day, blackout or silence, lock, last rollback."""
-    now = datetime.now(UTC)
     counts = store.window_counts(service)
     last = counts["last_start"]
     cooldown_left = 0.0
     if last is not None:
         cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - counts["now"])
-    windows = settings.blackout_windows
-    active = active_window(windows, now)
-    upcoming = next_occurrences(windows, now, 1)
+    active, upcoming = shared_read(("blackout-windows",), lambda: _windows_now(settings))
     records = store.list_records(service, 1)
     return {
         "service": service,
@@ -92,12 +97,20 @@ def service_status(
             "concurrent": settings.max_concurrent_rollbacks,
         },
         "blackout": {
-            "active": active.describe() if active else None,
-            "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
+            "active": active,
+            "next": upcoming,
             "silence": _silence_of(settings, silences, service),
         },
         "last_rollback": records[0].to_dict() if records else None,
     }
+
+
+def _windows_now(settings: Settings) -> tuple[str | None, list[str]]:
+    """The blackout window active now, and the next one's start (the same for every service)."""
+    now = datetime.now(UTC)
+    active = active_window(settings.blackout_windows, now)
+    upcoming = next_occurrences(settings.blackout_windows, now, 1)
+    return (active.describe() if active else None), [iso(s.timestamp()) for s, _e, _w in upcoming]
 
 
 def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str) -> str | None:

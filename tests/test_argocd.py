@@ -516,3 +516,18 @@ def test_through_the_engine_a_rollback_behind_a_502_ends_completed(
     assert record.details["argocd_answer_lost"] is True  # the record tells what Argo CD did
     assert argocd.faults.count("POST", "/rollback$") == 1
     assert argocd.apps["checkout"].deployed == V2
+
+
+def test_inspect_reads_an_application_once_per_delivery(argocd: FakeArgoCD) -> None:
+    from receiver.act.shared_reads import delivery_scope
+
+    def reads() -> int:
+        return sum(c.method == "GET" and c.path == APP_PATH for c in argocd.faults.calls)
+
+    with delivery_scope():
+        for _ in range(3):
+            step(ArgoCDRollback, argocd).inspect(job())
+        step(ArgoCDWatch, argocd).inspect(job())
+    in_delivery = reads()
+    step(ArgoCDRollback, argocd).inspect(job())  # outside a delivery: read again
+    assert in_delivery == 1 and reads() == 2

@@ -196,7 +196,7 @@ def test_a_persistent_rate_limit_fails_after_bounded_tries(
 
 
 def test_server_errors_are_retried_with_backoff(repo: BareRepo, github: FakeGitHub) -> None:
-    github.faults.fail("GET", r"/git/commits/", 502, {"message": "Server Error"}, times=2)
+    github.faults.fail("GET", r"/git/trees/", 502, {"message": "Server Error"}, times=2)
     sleeps = Sleeps()
     context = ctx()
     action(github, sleeps).execute(job(), context)

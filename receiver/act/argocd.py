@@ -31,6 +31,7 @@ from typing import Any
 from receiver.act.argocd_live import POLL_SECONDS, REFRESH_TIMEOUT_SECONDS, wait_until_live
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.polling import Pacing
+from receiver.act.shared_reads import shared_read
 from receiver.clients.argocd import (
     AUTOSYNC_REFUSAL,
     ArgoCDAPIError,
@@ -113,6 +114,17 @@ class _ArgoCDStep(RollbackAction):
         except ArgoCDError as exc:
             raise ActionError(STAGE, f"{what}: {exc}") from None
 
+    def _inspect_read(self) -> AppState:
+        """The application for inspect: one try, read once per delivery and app."""
+        return shared_read(
+            ("argocd-app", self.client.base_url, self.app),
+            lambda: self._read(
+                f"cannot read Argo CD application {self.app}",
+                timeout=INSPECT_TIMEOUT_SECONDS,
+                attempts=1,
+            ),
+        )
+
     def _base_facts(self, job: RollbackJob, app: AppState) -> TargetFacts:
         current = app.deployed_revision
         return TargetFacts(
@@ -123,12 +135,8 @@ class _ArgoCDStep(RollbackAction):
         )
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
-        """One quick GET: deployed revision, newest deployment, already rolled back."""
-        app = self._read(
-            f"cannot read Argo CD application {self.app}",
-            timeout=INSPECT_TIMEOUT_SECONDS,
-            attempts=1,
-        )
+        """One quick GET (once per delivery): deployed revision, newest deployment, rolled back."""
+        app = self._inspect_read()
         return self._base_facts(job, app)
 
     def _write(
@@ -226,11 +234,7 @@ class ArgoCDRollback(_ArgoCDStep):
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """The deployed revision, the history entry it would restore, and the auto-sync block."""
-        app = self._read(
-            f"cannot read Argo CD application {self.app}",
-            timeout=INSPECT_TIMEOUT_SECONDS,
-            attempts=1,
-        )
+        app = self._inspect_read()
         base = self._base_facts(job, app)
         entry = choose_history_entry(app, job, self.app)
         blocks = app.autosync and not self.disable_autosync

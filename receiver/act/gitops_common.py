@@ -48,7 +48,7 @@ class GitOpsOptions:
     branch: str = "main"
     token: Secret = field(default_factory=lambda: Secret("GITOPS_TOKEN"))
     pull_request: bool = False  # GITOPS_MODE=pull-request
-    push_attempts: int = PUSH_ATTEMPTS
+    push_attempts: int = 0  # 0: the provider's default (git: PUSH_ATTEMPTS; GitHub: more)
     inspect_timeout: int = INSPECT_TIMEOUT_SECONDS
     sleep: Callable[[float], None] = time.sleep
 

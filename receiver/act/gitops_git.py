@@ -25,6 +25,7 @@ from pathlib import Path
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
+    PUSH_ATTEMPTS,
     TRAILER_ID,
     GitOpsOptions,
     PathCommit,
@@ -100,7 +101,7 @@ class GitRevert(RollbackAction):
         self.branch = options.branch
         self.token = options.token
         self.pull_request = options.pull_request
-        self.push_attempts = options.push_attempts
+        self.push_attempts = options.push_attempts or PUSH_ATTEMPTS
         self.inspect_timeout = float(options.inspect_timeout)
         self.execute_timeout = execute_timeout
         self.sleep = options.sleep

@@ -5,39 +5,49 @@ the target commit replaces the path in the branch head's tree, in one new commit
 parent is the head; the branch ref is then moved by a fast-forward update. Nothing is
 uploaded, no other path changes, and a commit exists whole or not at all (the ref moves last).
 
-Pacing: PyGithub waits 0.25 s between requests and 1 s between writes by default, a guard
-for bulk jobs. A rollback is a handful of reads and three dependent writes (tree, commit, ref;
-five with a pull request): GitHub's "wait a second between writes" guidance is about bulk
-writes, and a rollback should not spend a second idling, so nothing is paced by default
-(WRITE_PAUSE_SECONDS = 0).
-Secondary rate limits (403/429 with Retry-After or GitHub's rate-limit message) are waited
-out here, bounded by RATE_LIMIT_MAX_WAIT_SECONDS; PyGithub's own retry is switched off so
-one place decides (its default does not cover 429 and waits 60 s on every secondary limit).
+Requests of one rollback (docs/performance.md): inspect reads the branch head (once per
+delivery and repo + branch) and the path's history (once per head); execute reads the head's
+and the target's trees (recursive, one request each whatever the path's depth), then creates
+the tree and the commit and fast-forwards the ref. A moved head is rebuilt on, until a
+deadline, as long as the path itself is still what the plan saw. Pacing and rate limits:
+receiver/act/github_client.py.
 """
 
 from __future__ import annotations
 
 import itertools
+import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
-from github import Auth, Github, GithubException, InputGitTreeElement
+from github import Github, GithubException, InputGitTreeElement
 from github.Commit import Commit
+from github.GitTree import GitTree
 from github.Repository import Repository
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
 
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
+from receiver.act.github_client import (
+    BUDGET,
+    BoundedCache,
+    Entry,
+    RateLimited,
+    branch_head,
+    is_transient,
+    message_of,
+    rate_limit_wait,
+    shared_github,
+    walk_entry,
+)
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
-    TRAILER_ID,
     GitOpsOptions,
     PathCommit,
     RestorePlan,
     commit_message,
     facts_from_plan,
-    parse_trailers,
     plan_restore,
     pull_request_branch,
     record_plan,
@@ -53,61 +63,11 @@ WRITE_PAUSE_SECONDS = 0.0
 EXECUTE_TIMEOUT_SECONDS = 15
 CALL_ATTEMPTS = 4  # per API call: rate limits, 5xx and connection errors
 RATE_LIMIT_MAX_WAIT_SECONDS = 60.0
-SECONDARY_LIMIT_DEFAULT_WAIT = 60.0  # GitHub: "wait for at least one minute"
+PUSH_DEADLINE_SECONDS = 60.0  # rebuild on a moved head until then (bounded by push_attempts)
+PUSH_ATTEMPTS = 30
 
-_RATE_LIMIT_PHRASES = (
-    "secondary rate limit",
-    "api rate limit exceeded",
-    "please retry your request again later",
-    "please wait a few minutes before you try again",
-)
-
-
-class _RateLimited(Exception):
-    """A rate-limit answer that asks for a longer wait than the receiver accepts."""
-
-
-def _header(exc: GithubException, name: str) -> str | None:
-    for key, value in (exc.headers or {}).items():
-        if key.lower() == name:
-            return str(value)
-    return None
-
-
-def _message(exc: GithubException) -> str:
-    data = exc.data
-    if isinstance(data, dict) and isinstance(data.get("message"), str):
-        return str(data["message"])
-    return str(data or exc.message or "")
-
-
-def rate_limit_wait(exc: GithubException, now: float) -> float | None:
-    """Seconds GitHub asks us to wait for a rate-limit answer, or None when it is not one."""
-    if exc.status not in (403, 429):
-        return None
-    retry_after = _header(exc, "retry-after")
-    message = _message(exc).lower()
-    limited = retry_after is not None or any(p in message for p in _RATE_LIMIT_PHRASES)
-    if exc.status == 403 and not limited:
-        return None
-    if retry_after is not None:
-        try:
-            return max(0.0, float(retry_after))
-        except ValueError:
-            pass
-    if _header(exc, "x-ratelimit-remaining") == "0":
-        reset = _header(exc, "x-ratelimit-reset")
-        if reset is not None and reset.isdigit():
-            return max(0.0, int(reset) - now + 1)
-    return SECONDARY_LIMIT_DEFAULT_WAIT if limited else None
-
-
-def _is_transient(exc: BaseException) -> bool:
-    if isinstance(exc, requests.RequestException):
-        return True
-    if isinstance(exc, GithubException):
-        return exc.status >= 500 or rate_limit_wait(exc, time.time()) is not None
-    return False
+# The newest commits of a path, by (API, repository, path, branch head): a moved head misses.
+HISTORIES: BoundedCache[list[PathCommit]] = BoundedCache()
 
 
 class GitHubRevert(RollbackAction):
@@ -132,27 +92,22 @@ class GitHubRevert(RollbackAction):
         self.api_url = api_url.rstrip("/")
         self.pull_request = options.pull_request
         self.write_pause = write_pause
-        self.push_attempts = options.push_attempts
+        self.push_attempts = options.push_attempts or PUSH_ATTEMPTS
         self.call_attempts = call_attempts
         self.rate_limit_max_wait = rate_limit_max_wait
         self.inspect_timeout = options.inspect_timeout
         self.execute_timeout = execute_timeout
         self.sleep = options.sleep
+        self.push_deadline = PUSH_DEADLINE_SECONDS
+        self._client: Github | None = None
+        self._inspected: tuple[str, list[PathCommit]] | None = None  # (head, history)
 
     # -- plumbing --------------------------------------------------------------------------
 
     def _github(self, timeout: int) -> Github:
-        token = self.token.get()
-        return Github(
-            auth=Auth.Token(token) if token else None,
-            base_url=self.api_url,
-            timeout=timeout,
-            per_page=HISTORY_DEPTH,
-            retry=None,
-            seconds_between_requests=None,
-            seconds_between_writes=self.write_pause or None,
-            lazy=True,
-        )
+        """The process's shared client (one connection pool); never closed per rollback."""
+        self._client = shared_github(self.api_url, self.token.get() or "", timeout)
+        return self._client
 
     def _wait(self, state: RetryCallState) -> float:
         exc = state.outcome.exception() if state.outcome else None
@@ -160,7 +115,7 @@ class GitHubRevert(RollbackAction):
             wanted = rate_limit_wait(exc, time.time())
             if wanted is not None:
                 if wanted > self.rate_limit_max_wait:
-                    raise _RateLimited(
+                    raise RateLimited(
                         f"GitHub rate limit: asked to wait {wanted:.0f} s, more than the "
                         f"{self.rate_limit_max_wait:.0f} s a rollback waits"
                     )
@@ -172,13 +127,13 @@ class GitHubRevert(RollbackAction):
         retrying = Retrying(
             stop=stop_after_attempt(attempts or self.call_attempts),
             wait=self._wait,
-            retry=retry_if_exception(_is_transient),
+            retry=retry_if_exception(is_transient),
             sleep=self.sleep,
             reraise=True,
         )
         try:
             return retrying(fn)
-        except _RateLimited as exc:
+        except RateLimited as exc:
             raise ActionError(STAGE, f"{what}: {exc}") from None
         except GithubException as exc:
             raise self._error(what, exc) from None
@@ -186,9 +141,14 @@ class GitHubRevert(RollbackAction):
             raise ActionError(
                 STAGE, f"{what}: cannot reach GitHub at {self.api_url} ({exc.__class__.__name__})"
             ) from None
+        finally:
+            if self._client is not None:
+                BUDGET.observe(self._client)
+        if self.write_pause and what.startswith(("create", "update", "open")):
+            self.sleep(self.write_pause)
 
     def _error(self, what: str, exc: GithubException) -> ActionError:
-        message = _message(exc)
+        message = message_of(exc)
         where = f"repository {self.repo_name}, branch {self.branch}"
         if exc.status == 401:
             text = f"{what}: GitHub answered 401 {message or 'Bad credentials'}; check GITOPS_TOKEN"
@@ -203,9 +163,30 @@ class GitHubRevert(RollbackAction):
             text = f"{what}: GitHub answered {exc.status} {message}".rstrip()
         return ActionError(STAGE, text, {"github_status": exc.status})
 
-    def _history(self, repo: Repository, attempts: int | None = None) -> list[PathCommit]:
+    def _head(self, repo: Repository, attempts: int | None = None) -> str:
+        """The branch head's sha (one request)."""
+        return self._call(
+            f"read branch {self.branch}",
+            lambda: repo.get_git_ref(f"heads/{self.branch}").object.sha,
+            attempts,
+        )
+
+    def _history_at(
+        self, repo: Repository, head: str, attempts: int | None = None
+    ) -> list[PathCommit]:
+        """The path's newest commits from `head`, cached by head: read once per head."""
+        key = (self.api_url, self.repo_name, self.path, head)
+        cached = HISTORIES.get(key)
+        if cached is None:
+            cached = self._history(repo, head, attempts)
+            HISTORIES.put(key, cached)
+        return cached
+
+    def _history(
+        self, repo: Repository, head: str, attempts: int | None = None
+    ) -> list[PathCommit]:
         def read() -> list[PathCommit]:
-            commits = repo.get_commits(sha=self.branch, path=self.path)
+            commits = repo.get_commits(sha=head, path=self.path)
             out: list[PathCommit] = []
             commit: Commit
             for commit in itertools.islice(commits, HISTORY_DEPTH):
@@ -222,8 +203,14 @@ class GitHubRevert(RollbackAction):
 
         return self._call(f"list commits of {self.path}", read, attempts)
 
-    def _plan(self, job: RollbackJob, repo: Repository) -> RestorePlan:
-        plan = plan_restore(job, self.path, self._history(repo), STAGE)
+    def _plan(self, job: RollbackJob, repo: Repository) -> tuple[str, RestorePlan]:
+        """The head the plan was made at, and the plan (inspect's, when it ran)."""
+        if self._inspected is not None:
+            head, history = self._inspected
+        else:
+            head = self._head(repo)
+            history = self._history_at(repo, head)
+        plan = plan_restore(job, self.path, history, STAGE)
         if job.target_commit:
             target = self._call(
                 f"read target commit {short(job.target_commit)}",
@@ -232,58 +219,64 @@ class GitHubRevert(RollbackAction):
             plan = RestorePlan(
                 plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
             )
-        return plan
+        return head, plan
 
-    def _entry(self, repo: Repository, tree_sha: str) -> tuple[str, str, str] | None:
-        """(mode, type, sha) of the path in a root tree, walking one level per component."""
-        parts = self.path.split("/")
-        current = tree_sha
-        for depth, name in enumerate(parts):
-            tree = self._call(
-                f"read tree of {'/'.join(parts[:depth]) or '/'}",
-                lambda sha=current: repo.get_git_tree(sha),  # type: ignore[misc]
-            )
-            found = next((e for e in tree.tree if e.path == name), None)
-            if found is None:
-                return None
-            if depth == len(parts) - 1:
-                return found.mode, found.type, found.sha
-            if found.type != "tree":
-                return None
-            current = found.sha
-        return None
+    def _tree(self, repo: Repository, commit_sha: str) -> GitTree:
+        """The whole tree of a commit in one request (the trees API takes a commit sha)."""
+        return self._call(
+            f"read tree of {short(commit_sha)}",
+            lambda: repo.get_git_tree(commit_sha, recursive=True),
+        )
+
+    def _entry_at(self, repo: Repository, tree: GitTree) -> Entry | None:
+        """(mode, type, sha) of the path in a recursive tree; walked only when truncated."""
+        if tree.truncated:
+            return walk_entry(self._call, repo, self.path, tree.sha)
+        found = next((e for e in tree.tree if e.path == self.path), None)
+        return None if found is None else (found.mode, found.type, found.sha)
 
     # -- the interface ---------------------------------------------------------------------
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
-        """One history page of the path: current, target, newest change, already rolled back."""
-        with self._github(self.inspect_timeout) as gh:
-            repo = gh.get_repo(self.repo_name)
-            # One try: inspect runs in the webhook request; in doubt the receiver does not act.
-            plan = plan_restore(job, self.path, self._history(repo, attempts=1), STAGE)
-        return facts_from_plan(plan, "github")
+        """The branch head (once per delivery) and the path's history (once per head)."""
+        repo = self._github(self.inspect_timeout).get_repo(self.repo_name)
+        # One try: inspect runs in the webhook request; in doubt the receiver does not act.
+        head = branch_head(
+            (self.api_url, self.repo_name, self.branch), lambda: self._head(repo, attempts=1)
+        )
+        history = self._history_at(repo, head, attempts=1)
+        self._inspected = (head, history)
+        return facts_from_plan(plan_restore(job, self.path, history, STAGE), "github")
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Write one restore commit and fast-forward the branch (or open a pull request)."""
-        with self._github(self.execute_timeout) as gh:
-            repo = gh.get_repo(self.repo_name)
-            plan = self._plan(job, repo)
-            record_plan(ctx.details, plan)
-            if self.pull_request:
-                self._open_pull_request(job, ctx, repo, plan)
-                return
-            for attempt in range(1, self.push_attempts + 1):
-                if self._push_once(job, ctx, repo, plan):
+        repo = self._github(self.execute_timeout).get_repo(self.repo_name)
+        head, plan = self._plan(job, repo)
+        record_plan(ctx.details, plan)
+        if self.pull_request:
+            self._open_pull_request(job, ctx, repo, plan)
+            return
+        deadline = time.monotonic() + self.push_deadline
+        restore = _Restore(plan)
+        for attempt in range(1, self.push_attempts + 1):
+            if attempt > 1:
+                head = self._head(repo)
+                if head == restore.pushed:  # an earlier attempt landed; its answer was lost
+                    ctx.details["revert_commit"] = head
                     return
-                ctx.log(
-                    f"branch {self.branch} moved while restoring {self.path} "
-                    f"(attempt {attempt} of {self.push_attempts}); rebuilding on the new head"
-                )
-                self.sleep(min(0.5 * attempt, 2.0))
+            if self._push_once(job, ctx, repo, restore, head):
+                return
+            if time.monotonic() >= deadline:
+                break
+            ctx.log(
+                f"branch {self.branch} moved while restoring {self.path} "
+                f"(attempt {attempt} of {self.push_attempts}); rebuilding on the new head"
+            )
+            self.sleep(random.uniform(0.05, 0.05 + min(0.1 * attempt, 1.0)))
         raise ActionError(
             STAGE,
             f"branch {self.branch} kept moving: 'Update is not a fast forward' "
-            f"{self.push_attempts} times; nothing was pushed",
+            f"{attempt} times; nothing was pushed",
             dict(ctx.details),
         )
 
@@ -292,16 +285,25 @@ class GitHubRevert(RollbackAction):
         job: RollbackJob,
         ctx: ActionContext,
         repo: Repository,
-        plan: RestorePlan,
+        restore: _Restore,
         head_sha: str,
     ) -> str:
         """Create the restore commit on top of `head_sha` (not yet on any branch)."""
-        head = self._call("read head commit", lambda: repo.get_git_commit(head_sha))
-        good = self._call(
-            f"read target commit {short(plan.target)}", lambda: repo.get_git_commit(plan.target)
-        )
-        old = self._entry(repo, good.tree.sha)
-        new = self._entry(repo, head.tree.sha)
+        plan = restore.plan
+        head_tree = self._tree(repo, head_sha)
+        new = self._entry_at(repo, head_tree)
+        if restore.planned is None:
+            restore.planned = (new,)
+        elif restore.planned[0] != new:  # someone else changed our path since the plan
+            raise ActionError(
+                STAGE,
+                f"{self.path} changed on {self.branch} since the rollback was planned; "
+                "not restoring over that change",
+                dict(ctx.details),
+            )
+        if restore.old is None:
+            restore.old = (self._entry_at(repo, self._tree(repo, plan.target)),)
+        old = restore.old[0]
         if old == new:
             raise ActionError(
                 STAGE,
@@ -316,25 +318,31 @@ class GitHubRevert(RollbackAction):
             element = InputGitTreeElement(self.path, new[0], new[1], sha=None)
         ctx.ensure_owned()
         tree = self._call(
-            "create tree", lambda: repo.create_git_tree([element], base_tree=head.tree)
+            "create tree", lambda: repo.create_git_tree([element], base_tree=head_tree)
         )
         message = commit_message(job, self.path, plan.rolled_back_from, plan.target)
         ctx.ensure_owned()
-        commit = self._call("create commit", lambda: repo.create_git_commit(message, tree, [head]))
-        return commit.sha
+        body = {"message": message, "tree": tree.sha, "parents": [head_sha]}
+        requester = self._github(self.execute_timeout).requester
+        _headers, data = self._call(
+            "create commit",
+            lambda: requester.requestJsonAndCheck("POST", f"{repo.url}/git/commits", input=body),
+        )
+        return str(data["sha"])
 
     def _push_once(
-        self, job: RollbackJob, ctx: ActionContext, repo: Repository, plan: RestorePlan
+        self,
+        job: RollbackJob,
+        ctx: ActionContext,
+        repo: Repository,
+        restore: _Restore,
+        head_sha: str,
     ) -> bool:
         """One attempt: False when the branch moved under us (the 422 non-fast-forward)."""
-        ref = repo.get_git_ref(f"heads/{self.branch}")
-        head_sha = self._call(f"read branch {self.branch}", lambda: ref.object.sha)
-        head_message = self._call("read head commit", lambda: repo.get_git_commit(head_sha).message)
-        if parse_trailers(head_message).get(TRAILER_ID) == job.rollback_id:
-            ctx.details["revert_commit"] = head_sha  # an earlier attempt landed; answer was lost
-            return True
-        sha = self._build_commit(job, ctx, repo, plan, head_sha)
+        sha = self._build_commit(job, ctx, repo, restore, head_sha)
+        restore.pushed = sha
         ctx.ensure_owned()
+        ref = repo.get_git_ref(f"heads/{self.branch}")  # lazy: no request
         try:
             self._call(f"update branch {self.branch}", lambda: ref.edit(sha, force=False))
         except ActionError as exc:
@@ -343,7 +351,8 @@ class GitHubRevert(RollbackAction):
             raise
         ctx.details["revert_commit"] = sha
         ctx.log(
-            f"pushed {short(sha)} to {self.branch}: {self.path} restored to {short(plan.target)}"
+            f"pushed {short(sha)} to {self.branch}: {self.path} restored to "
+            f"{short(restore.plan.target)}"
         )
         return True
 
@@ -351,9 +360,7 @@ class GitHubRevert(RollbackAction):
         self, job: RollbackJob, ctx: ActionContext, repo: Repository, plan: RestorePlan
     ) -> None:
         """Put the restore commit on its own branch and open a pull request against the base."""
-        ref = repo.get_git_ref(f"heads/{self.branch}")
-        head_sha = self._call(f"read branch {self.branch}", lambda: ref.object.sha)
-        sha = self._build_commit(job, ctx, repo, plan, head_sha)
+        sha = self._build_commit(job, ctx, repo, _Restore(plan), self._head(repo))
         branch = pull_request_branch(job)
         ctx.ensure_owned()
         self._call(
@@ -372,3 +379,13 @@ class GitHubRevert(RollbackAction):
         ctx.details["pull_request_number"] = pull.number
         ctx.details["validated"] = False
         ctx.log(f"opened pull request #{pull.number} restoring {self.path}; merge to deploy")
+
+
+class _Restore:
+    """One restore across push attempts: the plan, the entries read, the commit last pushed."""
+
+    def __init__(self, plan: RestorePlan) -> None:
+        self.plan = plan
+        self.planned: tuple[Entry | None] | None = None  # the path at the first head built on
+        self.old: tuple[Entry | None] | None = None  # the path at the target
+        self.pushed: str | None = None

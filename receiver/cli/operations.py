@@ -56,8 +56,13 @@ JSON_HELP = "print the receiver's JSON answer (default: text)"
     help="operator actions instead: approvals, rejections, manual rollbacks, blackouts "
     "(default: rollback records)",
 )
+@click.option(
+    "--cursor", help="start after this rollback id, a page's next_cursor (default: the newest)"
+)
 @click.option("--json", "as_json", is_flag=True, help=JSON_HELP)
-def history(service: str | None, limit: int, audit: bool, as_json: bool) -> None:
+def history(
+    service: str | None, limit: int, audit: bool, cursor: str | None, as_json: bool
+) -> None:
     """Rollback history, newest first."""
     if audit:
         trail = call_receiver("GET", "/api/v1/audit", params={"limit": limit})
@@ -71,6 +76,8 @@ def history(service: str | None, limit: int, audit: bool, as_json: bool) -> None
     params: dict[str, Any] = {"limit": limit}
     if service:
         params["service"] = service
+    if cursor:
+        params["cursor"] = cursor
     data = call_receiver("GET", "/api/v1/rollbacks", params=params)
     if as_json:
         print_json(data)
@@ -78,6 +85,8 @@ def history(service: str | None, limit: int, audit: bool, as_json: bool) -> None
         click.echo("no rollbacks recorded")
     else:
         click.echo("\n".join(history_table(data["rollbacks"])))
+        if data.get("next_cursor"):
+            click.echo(f"more: history --cursor {data['next_cursor']}")
 
 
 def _decide_pending(verb: str, rollback_id: str, as_json: bool) -> None:

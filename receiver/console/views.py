@@ -20,6 +20,7 @@ from flask import (
 from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response as BaseResponse
 
+from receiver.act.shared_reads import delivery_scope
 from receiver.console import data, security, timeline
 from receiver.errors import ReceiverError, StoreUnavailable
 from receiver.state.history import State
@@ -245,8 +246,10 @@ def _budget_class(consumed: float) -> str:
 @bp.get("/ui/services")
 def services() -> str:
     rows = []
-    for name in data.service_names():
-        status = data.service_status(name)
+    with delivery_scope():  # Alertmanager's silences listed once for the whole page
+        statuses = [data.service_status(name) for name in data.service_names()]
+    for status in statuses:
+        name = status["service"]
         consumed = data.error_budget_consumed(name)
         rows.append(
             {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -14,6 +15,7 @@ from receiver.pipeline import Engine, ManualRequest
 from receiver.state.audit import CLI_ACTIONS
 
 bp = Blueprint("api", __name__, url_prefix="/api/v1")
+CURSOR = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:/@-]{0,199}")  # a rollback id or a service name
 
 
 def engine() -> Engine:
@@ -41,14 +43,25 @@ def _json_object() -> dict[str, Any]:
     return data
 
 
-@bp.get("/rollbacks")
-def list_rollbacks() -> Response:
-    raw_limit = request.args.get("limit", "50")
+def _page_args(default: int) -> tuple[int, str | None]:
+    """`?limit=` (1-1000) and `?cursor=` (the `next_cursor` of the page before)."""
+    raw_limit = request.args.get("limit", str(default))
     if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= 1000:
         raise BadRequest("limit must be a whole number from 1 to 1000")
+    cursor = request.args.get("cursor") or None
+    if cursor is not None and not CURSOR.fullmatch(cursor):
+        raise BadRequest("cursor must be a next_cursor this API answered")
+    return int(raw_limit), cursor
+
+
+@bp.get("/rollbacks")
+def list_rollbacks() -> Response:
+    limit, cursor = _page_args(50)
     service = request.args.get("service") or None
-    records = engine().list_records(service, int(raw_limit))
-    return jsonify({"rollbacks": [r.to_dict() for r in records]})
+    records = engine().list_records(service, limit + 1, cursor)
+    page = records[:limit]
+    next_cursor = page[-1].id if len(records) > limit else None
+    return jsonify({"rollbacks": [r.to_dict() for r in page], "next_cursor": next_cursor})
 
 
 @bp.get("/rollbacks/<rollback_id>")
@@ -133,7 +146,11 @@ def record_audit() -> tuple[Response, int]:
 
 @bp.get("/status")
 def status() -> Response:
-    return jsonify({"services": engine().statuses(request.args.get("service") or None)})
+    limit, cursor = _page_args(1000)
+    found = engine().statuses(request.args.get("service") or None, limit + 1, cursor)
+    page = found[:limit]
+    next_cursor = page[-1]["service"] if len(found) > limit else None
+    return jsonify({"services": page, "next_cursor": next_cursor})
 
 
 @bp.get("/triggers")

@@ -155,14 +155,28 @@ SPEC: dict[str, Any] = {
                             "type": "object",
                             "required": ["services"],
                             "properties": {
-                                "services": {"type": "array", "items": ref("ServiceStatus")}
+                                "services": {"type": "array", "items": ref("ServiceStatus")},
+                                "next_cursor": {
+                                    "type": ["string", "null"],
+                                    "description": "pass as `cursor` for the next page (by "
+                                    "service name); null at the end",
+                                },
                             },
                         },
-                        "one entry per service",
+                        "one entry per service, by name (a page of `limit`, default 1000)",
                     ),
-                    **errors(*ADMIN_ERRORS),
+                    **errors(400, *ADMIN_ERRORS),
                 },
-                parameters=[{"name": "service", "in": "query", "schema": {"type": "string"}}],
+                parameters=[
+                    {"name": "service", "in": "query", "schema": {"type": "string"}},
+                    {**LIMIT, "schema": {**LIMIT["schema"], "default": 1000}},  # type: ignore[dict-item]
+                    {
+                        "name": "cursor",
+                        "in": "query",
+                        "schema": {"type": "string"},
+                        "description": "`next_cursor` of the previous page",
+                    },
+                ],
             )
         },
         "/api/v1/triggers": {

@@ -71,7 +71,7 @@ def _handle() -> tuple[Response, int]:
             "Alertmanager truncated this delivery (max_alerts): some alerts are missing",
             extra={"truncated_alerts": message.truncated_alerts, "group_key": message.group_key},
         )
-    answers = [eng.handle_alert(alert).to_dict() for alert in message.alerts]
+    answers = [outcome.to_dict() for outcome in eng.handle_delivery(message.alerts)]
     return jsonify({"alerts": answers}), 200
 
 

@@ -166,7 +166,10 @@ class RollbackRecord:
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+        """The record as JSON, serialised straight from its fields (no deep copy via asdict)."""
+        data = {name: getattr(self, name) for name in self.__dataclass_fields__}
+        data["stages"] = [vars(stage) for stage in self.stages]  # Stage is flat
+        return json.dumps(data, sort_keys=True)
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "live_revision": self.restoration().live_revision()}

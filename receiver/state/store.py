@@ -183,15 +183,18 @@ class Store(Locking):
             )
         return int(written) == 1
 
-    def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
+    def list_records(
+        self, service: str | None = None, limit: int = 50, after: str | None = None
+    ) -> list[RollbackRecord]:
+        """Newest first; `after`: only records older than that id (a page's cursor)."""
         index = self.key("history", service) if service else self.key("history")
-        ids = self._call(lambda: self.client.zrevrange(index, 0, max(limit, 1) - 1))
-        records = []
-        for rollback_id in ids:
-            record = self.get_record(decode(rollback_id))
-            if record is not None:
-                records.append(record)
-        return records
+        rank = -1 if after is None else self._call(lambda: self.client.zrevrank(index, after))
+        if rank is None:  # the cursor's record aged out of the history: nothing older is left
+            return []
+        start = int(str(rank)) + 1
+        ids = self._call(lambda: self.client.zrevrange(index, start, start + max(limit, 1) - 1))
+        found = (self.get_record(decode(rollback_id)) for rollback_id in ids)
+        return [record for record in found if record is not None]
 
     # -- audit trail -------------------------------------------------------------------
 
@@ -263,10 +266,10 @@ class Store(Locking):
     def window_counts(self, service: str) -> dict[str, Any]:
         now_ms = int(self.now() * 1000)
         key = self.key("starts", service)
-        with self.guarded():
-            hour = self.client.zcount(key, now_ms - 3600000, "+inf")
-            day = self.client.zcount(key, now_ms - 86400000, "+inf")
-            last = self.client.zrevrange(key, 0, 0, withscores=True)
+        with self.guarded():  # one round trip (status reads it for every service)
+            pipe: Any = self.client.pipeline(transaction=False)
+            pipe.zcount(key, now_ms - 3600000, "+inf").zcount(key, now_ms - 86400000, "+inf")
+            hour, day, last = pipe.zrevrange(key, 0, 0, withscores=True).execute()
         return {
             "hour": int(hour),
             "day": int(day),

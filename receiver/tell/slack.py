@@ -176,6 +176,10 @@ class SlackNotifier(base.Notifier):
                     "text": {"type": "mrkdwn", "text": UNVERIFIED_TEXT},
                 }
             )
+        burst = wording.burst_of(event)
+        if burst:
+            text = f"*Services ({len(burst)}):* " + escape(", ".join(burst))
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
         if event.error:
             blocks.append(
                 {

@@ -53,10 +53,18 @@ TITLES = {
 }
 
 
+def burst_of(event: base.Event) -> list[str]:
+    """The services a burst's digest names (details["services"]); empty for one service."""
+    services = event.details.get("services")
+    return [str(s) for s in services] if isinstance(services, list) else []
+
+
 def title(event: base.Event) -> str:
     """A one-line headline for the event."""
     if base.errors_unverified(event):
         return f"Rolled back {event.service}; errors falling not verified"
+    if burst_of(event):
+        return f"{event.service} need a human: global limit reached, not rolled back"
     return TITLES.get(event.kind, "{service}: " + event.kind).format(service=event.service)
 
 
@@ -83,7 +91,9 @@ def summary(event: base.Event) -> str:
     if consumed:
         parts.append(f"{consumed} of error budget consumed")
     parts.append(f"reason: {event.reason}")
-    return f"{title(event)} ({', '.join(parts)})"
+    burst = burst_of(event)
+    named = f": {', '.join(burst)}" if burst else ""
+    return f"{title(event)} ({', '.join(parts)}){named}"
 
 
 def episode_key(service: str, episode: str | None, fallback: str | None) -> str:
