@@ -28,12 +28,25 @@ from receiver.errors import ActionError
 from receiver.intake.payload import Alert
 from receiver.records import ManualRequest
 from receiver.runner import Preparation, Runner
-from receiver.state.history import new_id
+from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
 
 log = logging.getLogger("receiver.pipeline")
 
 SilenceCheck = Callable[[dict[str, str]], "tuple[bool, str]"]  # (silenced, note); raises on error
+
+
+@dataclass(frozen=True)
+class Step:
+    """Where one trigger stands after deciding and reserving."""
+
+    trigger: Trigger
+    rollback_id: str
+    request: ManualRequest | None
+    facts: Facts
+    verdict: Verdict
+    prep: Preparation | None  # the job and backends, once a check needed them
+    record: RollbackRecord | None = None  # created by the reservation itself, if it passed
 
 
 @dataclass(frozen=True)

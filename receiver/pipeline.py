@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
@@ -20,10 +19,10 @@ from receiver import approvals, metrics, status
 from receiver.act.dispatch import Stabilizer
 from receiver.act.shared_reads import delivery_scope
 from receiver.config import Settings
-from receiver.decide.policy import Facts, Trigger, Verdict, classify, explain
-from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason, SkipReason
+from receiver.decide.policy import Trigger, classify, explain
+from receiver.decide.vocabulary import Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
-from receiver.gathering import Gathered, SilenceCheck, gather, gather_all
+from receiver.gathering import Gathered, SilenceCheck, Step, gather, gather_all
 from receiver.intake.payload import Alert
 from receiver.records import (
     ManualRequest,
@@ -35,29 +34,14 @@ from receiver.records import (
     trigger_of,
 )
 from receiver.reserving import Placing, reserve_verdict
-from receiver.runner import ActionFactory, Preparation, Runner, Tell
+from receiver.runner import ActionFactory, Runner, Tell
 from receiver.state.audit import record_action
 from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
 from receiver.status import StatusReads
-from receiver.tell.base import BLOCKED_EMERGENCY, ESCALATION
-from receiver.tell.digest import escalation_digest, tell_escalation
-from receiver.tell.events import event_for
+from receiver.tell.digest import announce_skip, escalation_digest
 
 log = logging.getLogger("receiver.pipeline")
-
-
-@dataclass(frozen=True)
-class Step:
-    """Where one trigger stands after deciding and reserving."""
-
-    trigger: Trigger
-    rollback_id: str
-    request: ManualRequest | None
-    facts: Facts
-    verdict: Verdict
-    prep: Preparation | None  # the job and backends, once a check needed them
-    record: RollbackRecord | None = None  # created by the reservation itself, if it passed
 
 
 class Engine(StatusReads):
@@ -186,10 +170,7 @@ class Engine(StatusReads):
             if not recorded:
                 self.store.create_record(record)
             log.info("rollback skipped", extra=extra)
-            if verdict.escalates:
-                tell_escalation(self.tell, event_for(record, ESCALATION))
-            elif trigger.tier == "emergency" and verdict.reason in SAFETY_REASONS:
-                self.tell(event_for(record, BLOCKED_EMERGENCY))
+            announce_skip(self.tell, trigger.tier, verdict.escalates, record)
         elif verdict.decision == Decision.PENDING_APPROVAL:
             approvals.hold(self.store, self.settings, self.tell, record, recorded)
             log.info("rollback pending approval", extra=extra)

@@ -13,7 +13,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
+from receiver.decide.vocabulary import SAFETY_REASONS
+from receiver.state.history import RollbackRecord
 from receiver.tell import base
+from receiver.tell.events import event_for
 
 Tell = Callable[[base.Event], None]
 Claim = Callable[[str, int], bool]
@@ -21,6 +24,14 @@ ONCE_TTL_SECONDS = 86400
 BURST_REASON = "global_limit"
 
 _HELD: ContextVar[list[base.Event] | None] = ContextVar("held_escalations", default=None)
+
+
+def announce_skip(tell: Tell, tier: str | None, escalates: bool, record: RollbackRecord) -> None:
+    """A skip that is news: an escalation (digested per delivery) or a blocked emergency."""
+    if escalates:
+        tell_escalation(tell, event_for(record, base.ESCALATION))
+    elif tier == "emergency" and record.reason in SAFETY_REASONS:
+        tell(event_for(record, base.BLOCKED_EMERGENCY))
 
 
 def tell_escalation(tell: Tell, event: base.Event) -> None:
