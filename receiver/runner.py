@@ -11,13 +11,14 @@ from typing import Any
 
 from receiver import metrics
 from receiver.act.base import RollbackAction, RollbackJob
-from receiver.act.dispatch import Dispatcher, Stabilizer
+from receiver.act.dispatch import Dispatcher, Stabilizer, memory_names
 from receiver.config import ServiceTarget, Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import Trigger
 from receiver.errors import ActionError
 from receiver.records import ManualRequest
 from receiver.state.history import RollbackRecord, StageName, State
+from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
 from receiver.tell.base import STARTED, Event
 from receiver.tell.events import event_for
@@ -51,6 +52,8 @@ class Preparation:
         request: ManualRequest | None,
     ) -> Preparation:
         """The job of a rollback of `trigger` to `target` (reads the revision memory once)."""
+        memory = RevisionMemory(store)
+        names = (trigger.service, *target.safety_targets())
         job = RollbackJob(
             rollback_id=rollback_id,
             service=trigger.service,
@@ -63,8 +66,8 @@ class Preparation:
             fingerprint=trigger.fingerprint or None,
             target_commit=(request.target_commit if request else None),
             target_revision=(request.target_revision if request else None),
-            bad_revisions=store.bad_revisions(trigger.service),
-            rolled_back_to=store.restored_revisions(trigger.service),
+            bad_revisions=memory.bad_revisions(names),
+            rolled_back_to=memory.restored_revisions(names),
             dry_run=bool(settings.dry_run or (request and request.dry_run)),
         )
         return cls(job, settings, build_actions)
@@ -128,6 +131,7 @@ class Runner:
         else:
             self.store.save_record(record)
         self.store.mark_transition(record.service, State.RUNNING)
+        RevisionMemory(self.store).mark(memory_names(prep.job))  # first rollback of a target
         metrics.STARTED.labels(record.service, record.tier).inc()
         self.tell(event_for(record, STARTED))
         answer = RollbackRecord.from_json(record.to_json())  # the runner goes on changing it

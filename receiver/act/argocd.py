@@ -137,13 +137,20 @@ class _ArgoCDStep(RollbackAction):
         what: str,
         send: Callable[[], None],
         took_effect: Callable[[AppState], bool],
+        deploys: bool = False,
     ) -> None:
-        """Send one write; after an unclear answer, re-read and go on from what Argo CD did."""
+        """Send one write; after an unclear answer, re-read and go on from what Argo CD did.
+
+        A write that `deploys` sets `argocd_written` once it took effect or may have (revision
+        memory is written from it, whatever the rollback's outcome).
+        """
         error: ArgoCDError | None = None
         for _ in range(WRITE_ATTEMPTS):
             ctx.ensure_owned()
             try:
                 send()
+                if deploys:
+                    ctx.details["argocd_written"] = True
                 return
             except ArgoCDAPIError as exc:
                 if exc.refused:
@@ -154,12 +161,16 @@ class _ArgoCDStep(RollbackAction):
             ctx.log(f"{error}; re-reading {self.app} to see what Argo CD did")
             now = self._confirm(took_effect)
             if now is None:
+                if deploys:
+                    ctx.details["argocd_written"] = True  # in doubt: remember it as done
                 raise ActionError(
                     STAGE,
                     f"{error}; Argo CD could not be re-read, so whether it happened is unknown",
                     dict(ctx.details),
                 )
             if took_effect(now):
+                if deploys:
+                    ctx.details["argocd_written"] = True
                 ctx.details["argocd_answer_lost"] = True
                 ctx.log(f"{what}: took effect in Argo CD although the answer was an error")
                 return
@@ -285,6 +296,7 @@ class ArgoCDRollback(_ArgoCDStep):
             f"roll back {self.app} to history id {entry.id}",
             lambda: self.client.rollback(self.app, entry.id),
             lambda now: now.operation_since(before, entry.revision),
+            deploys=True,
         )
         ctx.log(f"Argo CD rolling {self.app} back to history id {entry.id} ({entry.revision[:7]})")
 
@@ -350,6 +362,7 @@ class ArgoCDSync(_ArgoCDStep):
             f"sync {self.app}" + (f" to {revision[:7]}" if revision else ""),
             lambda: self.client.sync(self.app, revision),
             lambda now: now.operation_since(before, revision),
+            deploys=True,
         )
         ctx.log(f"requested a sync of {self.app}" + (f" to {revision[:7]}" if revision else ""))
 
