@@ -278,10 +278,10 @@ class Dispatcher:
         won: str,
         details: dict[str, object],
     ) -> None:
-        if wrote_externally(details):
-            self._remember(record, job)  # again: Redis may have lost it since the write
         if won == UNRECORDED:
             return  # the lease expires; the reaper records, counts and tells `interrupted`
+        if wrote_externally(details):
+            self._remember(record, job)  # again: Redis may have lost it since the write
         try:
             released = self.store.release(job.service, job.rollback_id)
             if released == 0:
