@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from receiver import metrics
@@ -18,7 +19,7 @@ from receiver.decide.policy import Trigger
 from receiver.errors import ActionError
 from receiver.records import ManualRequest
 from receiver.state.history import RollbackRecord, StageName, State
-from receiver.state.memory import RevisionMemory
+from receiver.state.memory import PastRollback, RevisionMemory
 from receiver.state.store import Store
 from receiver.tell.base import STARTED, Event
 from receiver.tell.events import event_for
@@ -32,8 +33,15 @@ Tell = Callable[[Event], None]
 class Preparation:
     """One rollback's job and backends, built once: `inspect` and `execute` share them."""
 
-    def __init__(self, job: RollbackJob, settings: Settings, build_actions: ActionFactory) -> None:
+    def __init__(
+        self,
+        job: RollbackJob,
+        settings: Settings,
+        build_actions: ActionFactory,
+        store: Store | None = None,
+    ) -> None:
         self.job = job
+        self.store = store
         self._build: Callable[[], list[RollbackAction]] = lambda: list(
             build_actions(settings, job.target, job.mode)
         )
@@ -70,7 +78,7 @@ class Preparation:
             rolled_back_to=memory.restored_revisions(names),
             dry_run=bool(settings.dry_run or (request and request.dry_run)),
         )
-        return cls(job, settings, build_actions)
+        return cls(job, settings, build_actions, store)
 
     def actions(self) -> list[RollbackAction]:
         """The backends of this mode; a failure to build them is raised again, not retried."""
@@ -86,10 +94,39 @@ class Preparation:
 
     def inspect(self) -> TargetFacts:
         """What every backend of this mode reads about the target, merged."""
+        self.rederive()
         merged = TargetFacts()
         for action in self.actions():
             merged = merged.merge(action.inspect(self.job))
         return merged
+
+    def rederive(self) -> None:
+        """When Redis lost the memory of a target (its marker is gone), rebuild it.
+
+        The receiver's own rollbacks are read from the systems of record (its commits, the
+        Argo CD deployments its account started); their revisions and start times of the last
+        day are put back into Redis before the reservation, so "already rolled back", the bad
+        revisions, the cooldown and the rate limits hold as they did.
+        """
+        if self.store is None:
+            return
+        memory = RevisionMemory(self.store)
+        names = memory_names(self.job)
+        if not memory.unmarked(names):
+            return
+        past: list[PastRollback] = []
+        for action in self.actions():
+            past.extend(action.past_rollbacks(self.job))  # an ActionError fails the inspect
+        memory.reseed(names, past)
+        log.warning(
+            "revision memory was missing: re-derived from the systems of record",
+            extra={"service": self.job.service, "found": len(past)},
+        )
+        self.job = replace(
+            self.job,
+            bad_revisions=memory.bad_revisions(names),
+            rolled_back_to=memory.restored_revisions(names),
+        )
 
 
 class Runner:

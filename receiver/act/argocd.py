@@ -39,6 +39,7 @@ from receiver.clients.argocd import (
 )
 from receiver.clients.argocd_app import AppState, HistoryEntry
 from receiver.errors import ActionError
+from receiver.state.memory import PastRollback
 
 STAGE = "argocd"
 INSPECT_TIMEOUT_SECONDS = 3.0
@@ -130,6 +131,29 @@ class _ArgoCDStep(RollbackAction):
             attempts=1,
         )
         return self._base_facts(job, app)
+
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """Deployments of the app its own account started (never a person's) in its history."""
+        app = self._read(
+            f"cannot read Argo CD application {self.app}",
+            timeout=INSPECT_TIMEOUT_SECONDS,
+            attempts=1,
+        )
+        ours = {entry.id for entry in app.entries_initiated_by(self.client.account)}
+        found = []
+        for index, entry in enumerate(app.history):
+            if entry.id not in ours:
+                continue
+            before = app.history[index - 1].revision if index > 0 else None
+            found.append(
+                PastRollback(
+                    at=entry.deployed_at or 0.0,
+                    rolled_back_from=before or None,
+                    restored=entry.revision or None,
+                    rollback_id=f"argocd:{self.app}:{entry.id}",
+                )
+            )
+        return tuple(found)
 
     def _write(
         self,

@@ -38,6 +38,7 @@ from receiver.act.gitops_common import (
     commit_message,
     facts_from_plan,
     parse_trailers,
+    past_rollbacks_in,
     plan_restore,
     pull_request_branch,
     record_plan,
@@ -45,6 +46,7 @@ from receiver.act.gitops_common import (
 )
 from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
+from receiver.state.memory import PastRollback
 
 T = TypeVar("T")
 
@@ -262,6 +264,12 @@ class GitHubRevert(RollbackAction):
             # One try: inspect runs in the webhook request; in doubt the receiver does not act.
             plan = plan_restore(job, self.path, self._history(repo, attempts=1), STAGE)
         return facts_from_plan(plan, "github")
+
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """The receiver's rollback commits in the path's last history page."""
+        with self._github(self.inspect_timeout) as gh:
+            repo = gh.get_repo(self.repo_name)
+            return past_rollbacks_in(self._history(repo, attempts=1))
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Write one restore commit and fast-forward the branch (or open a pull request)."""
