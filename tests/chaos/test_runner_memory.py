@@ -8,12 +8,15 @@ account started; a person's entries are never taken for the receiver's).
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.act.argocd import ArgoCDRollback
 from receiver.act.base import RollbackAction
+from receiver.act.gitops_common import GitOpsOptions
+from receiver.act.gitops_git import GitRevert
 from receiver.act.polling import Pacing
 from receiver.app import build_engine
 from receiver.clients.argocd import ArgoCDClient, forget_sessions
@@ -24,6 +27,7 @@ from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
 from tests.chaos.redis_proc import RedisProcess
 from tests.fakes.argocd import FakeApp, FakeArgoCD, running_argocd
+from tests.gitops_support import PATH, seed_manifests
 from tests.support import Collector, alert
 
 V1, V2, V3 = "1" * 40, "2" * 40, "3" * 40
@@ -155,3 +159,37 @@ def app_time(app: FakeApp) -> float:
     import time
 
     return time.time() - 60
+
+
+def test_after_flushall_the_cooldown_holds_from_the_receivers_own_commits(
+    make_settings: Callable[..., Settings],
+    chaos_store: Store,
+    redis_server: RedisProcess,
+    tmp_path: Path,
+) -> None:
+    bare = seed_manifests(tmp_path / "gitops.git")
+    settings = make_settings(
+        GITOPS_REPO=bare.url,
+        GITOPS_PATH=PATH,
+        COOLDOWN_MINUTES="30",
+        MAX_ROLLBACKS_PER_HOUR="10",
+        ROLLBACK_CHANGE_WINDOW="48h",
+    )
+
+    def build(settings: Settings, target: ServiceTarget, mode: str) -> Sequence[RollbackAction]:
+        options = GitOpsOptions(repo=bare.url, path=PATH, branch="main")
+        return [GitRevert(options, cache_dir=tmp_path / "cache")]
+
+    engine = build_engine(settings, store=chaos_store, build_actions=build, tell=Collector())
+    try:
+        first = engine.handle_alert(parse_alert(alert("api", fingerprint="00000000000000b1"), 0))
+        assert first.decision == "rollback"
+        assert engine.wait_idle(30)
+        bare.commit_files({f"{PATH}/deploy.yaml": "image: app:v4"}, "v4 by a person")
+        redis_server.client().flushall()
+        later = engine.handle_alert(parse_alert(alert("api", fingerprint="00000000000000b2"), 0))
+        assert (later.decision, later.reason) == ("skipped", "cooldown")
+        assert engine.wait_idle(10)
+        assert bare.message(bare.git("rev-parse", "main")) == "v4 by a person"
+    finally:
+        engine.shutdown(5)
