@@ -71,6 +71,7 @@ def finish_as_dry_run(store: Store, record: RollbackRecord) -> RollbackRecord:
     record.state, record.decision, record.reason = State.SKIPPED, Decision.SKIPPED, "dry_run"
     record.finished_at = iso()
     store.save_record(record)
+    clear_deadlines(store, record.id)
     metrics.SKIPPED.labels(record.service, SkipReason.DRY_RUN).inc()
     return record
 

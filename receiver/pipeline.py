@@ -112,9 +112,7 @@ class Engine(StatusReads):
             raise Conflict(f"approval of {rollback_id} blocked: {verdict.reason}")
         approvals.approved(self.store, record, explain(verdict), actor)
         if dry_run:
-            finished = approvals.finish_as_dry_run(self.store, record)
-            approvals.clear_deadlines(self.store, rollback_id)
-            return finished
+            return approvals.finish_as_dry_run(self.store, record)
         record.decision, record.reason, record.actor = Decision.ROLLBACK, Reason.PASSED, actor
         assert step.prep is not None  # autosync_enabled needed the backends' inspect
         started = self.runner.start(record, step.prep, new=False)

@@ -101,31 +101,29 @@ class Preparation:
         return merged
 
     def rederive(self) -> None:
-        """When Redis lost the memory of a target (its marker is gone), rebuild it.
-
-        The receiver's own rollbacks are read from the systems of record (its commits, the
-        Argo CD deployments its account started); their revisions and start times of the last
-        day are put back into Redis before the reservation, so "already rolled back", the bad
-        revisions, the cooldown and the rate limits hold as they did.
-        """
+        """When a target's marker is missing (Redis lost it), re-seed it from git and Argo CD."""
+        # Runs before the reservation, so the Lua sees the re-seeded starts (cooldown, limits).
         if self.store is None:
             return
         memory = RevisionMemory(self.store)
         names = memory_names(self.job)
         if not memory.unmarked(names):
             return
-        past: list[PastRollback] = []
+        past: dict[str, PastRollback] = {}  # by restored revision: mode both shows one twice
         for action in self.actions():
-            past.extend(action.past_rollbacks(self.job))  # an ActionError fails the inspect
-        memory.reseed(names, past)
+            for rollback in action.past_rollbacks(self.job):  # an ActionError fails the inspect
+                past.setdefault(rollback.restored or rollback.rollback_id, rollback)
+        memory.reseed(names, list(past.values()))
         log.warning(
             "revision memory was missing: re-derived from the systems of record",
             extra={"service": self.job.service, "found": len(past)},
         )
+        found = list(past.values())
         self.job = replace(
             self.job,
-            bad_revisions=memory.bad_revisions(names),
-            rolled_back_to=memory.restored_revisions(names),
+            bad_revisions=self.job.bad_revisions
+            | {p.rolled_back_from for p in found if p.rolled_back_from},
+            rolled_back_to=self.job.rolled_back_to | {p.restored for p in found if p.restored},
         )
 
 

@@ -163,11 +163,9 @@ class _ArgoCDStep(RollbackAction):
         took_effect: Callable[[AppState], bool],
         deploys: bool = False,
     ) -> None:
-        """Send one write; after an unclear answer, re-read and go on from what Argo CD did.
-
-        A write that `deploys` sets `argocd_written` once it took effect or may have (revision
-        memory is written from it, whatever the rollback's outcome).
-        """
+        """Send one write; after an unclear answer, re-read and go on from what Argo CD did."""
+        # A write that `deploys` sets `argocd_written` once it took effect or may have: the
+        # dispatcher writes revision memory from it, whatever the rollback's outcome.
         error: ArgoCDError | None = None
         for _ in range(WRITE_ATTEMPTS):
             ctx.ensure_owned()
