@@ -516,3 +516,16 @@ def test_through_the_engine_a_rollback_behind_a_502_ends_completed(
     assert record.details["argocd_answer_lost"] is True  # the record tells what Argo CD did
     assert argocd.faults.count("POST", "/rollback$") == 1
     assert argocd.apps["checkout"].deployed == V2
+
+
+def test_past_rollbacks_are_the_entries_of_the_receivers_own_account_only(
+    argocd: FakeArgoCD,
+) -> None:
+    import time
+
+    app = argocd.apps["checkout"]
+    app._deploy_record(V2, time.time() - 120, {"username": "admin"})  # the receiver (its account)
+    app._deploy_record(V3, time.time() - 60, {"username": "alice"})  # a person's rollback
+    past = step(ArgoCDRollback, argocd).past_rollbacks(job())
+    assert [(p.rolled_back_from, p.restored) for p in past] == [(V3, V2)]
+    assert past[0].rollback_id == "argocd:checkout:3"
