@@ -67,10 +67,9 @@ def clear_deadlines(store: Store, rollback_id: str) -> None:
 def approved(
     store: Store, record: RollbackRecord, checks: list[dict[str, object]], actor: str
 ) -> None:
-    """Note and audit an approval whose checks passed; its deadlines are gone."""
+    """Note and audit an approval whose checks passed (the caller clears its deadlines)."""
     record.note(actor, "approve")
     record_action(store, actor, "approve", rollback_id=record.id, service=record.service)
-    clear_deadlines(store, record.id)
     record.checks = [dict(c) for c in checks]
     log.info(
         "rollback approved",
@@ -83,6 +82,7 @@ def finish_as_dry_run(store: Store, record: RollbackRecord) -> RollbackRecord:
     record.state, record.decision, record.reason = State.SKIPPED, Decision.SKIPPED, "dry_run"
     record.finished_at = iso()
     store.save_record(record)
+    clear_deadlines(store, record.id)
     metrics.SKIPPED.labels(record.service, SkipReason.DRY_RUN).inc()
     return record
 

@@ -247,7 +247,7 @@ def run_once(
             )
         )
     result = MonitorResult(tuple(outcomes), swept, error)
-    if wait and result.started:
+    if wait and (result.started or swept.get("vetoed")):  # the sweep's rollbacks too
         result = _wait_for_rollbacks(engine, result, wait_seconds)
     return result
 

@@ -111,7 +111,9 @@ class Engine(StatusReads):
             return approvals.finish_as_dry_run(self.store, record)
         record.decision, record.reason, record.actor = Decision.ROLLBACK, Reason.PASSED, actor
         assert step.prep is not None  # autosync_enabled needed the backends' inspect
-        return self.runner.start(record, step.prep, new=False)
+        started = self.runner.start(record, step.prep, new=False)
+        approvals.clear_deadlines(self.store, rollback_id)  # the veto deadline, once started
+        return started
 
     def reject(self, rollback_id: str, actor: str) -> RollbackRecord:
         """Reject a pending rollback; a second call answers 409."""

@@ -7,17 +7,19 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import replace
 from typing import Any
 
 from receiver import metrics
 from receiver.act.base import RollbackAction, RollbackJob
-from receiver.act.dispatch import Dispatcher, Stabilizer
+from receiver.act.dispatch import Dispatcher, Stabilizer, memory_names
 from receiver.config import ServiceTarget, Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import Trigger
 from receiver.errors import ActionError
 from receiver.records import ManualRequest
 from receiver.state.history import RollbackRecord, StageName, State
+from receiver.state.memory import PastRollback, RevisionMemory
 from receiver.state.store import Store
 from receiver.tell.base import STARTED, Event
 from receiver.tell.events import event_for
@@ -31,8 +33,15 @@ Tell = Callable[[Event], None]
 class Preparation:
     """One rollback's job and backends, built once: `inspect` and `execute` share them."""
 
-    def __init__(self, job: RollbackJob, settings: Settings, build_actions: ActionFactory) -> None:
+    def __init__(
+        self,
+        job: RollbackJob,
+        settings: Settings,
+        build_actions: ActionFactory,
+        store: Store | None = None,
+    ) -> None:
         self.job = job
+        self.store = store
         self._build: Callable[[], list[RollbackAction]] = lambda: list(
             build_actions(settings, job.target, job.mode)
         )
@@ -51,6 +60,8 @@ class Preparation:
         request: ManualRequest | None,
     ) -> Preparation:
         """The job of a rollback of `trigger` to `target` (reads the revision memory once)."""
+        memory = RevisionMemory(store)
+        names = (trigger.service, *target.safety_targets())
         job = RollbackJob(
             rollback_id=rollback_id,
             service=trigger.service,
@@ -63,11 +74,11 @@ class Preparation:
             fingerprint=trigger.fingerprint or None,
             target_commit=(request.target_commit if request else None),
             target_revision=(request.target_revision if request else None),
-            bad_revisions=store.bad_revisions(trigger.service),
-            rolled_back_to=store.restored_revisions(trigger.service),
+            bad_revisions=memory.bad_revisions(names),
+            rolled_back_to=memory.restored_revisions(names),
             dry_run=bool(settings.dry_run or (request and request.dry_run)),
         )
-        return cls(job, settings, build_actions)
+        return cls(job, settings, build_actions, store)
 
     def actions(self) -> list[RollbackAction]:
         """The backends of this mode; a failure to build them is raised again, not retried."""
@@ -83,10 +94,37 @@ class Preparation:
 
     def inspect(self) -> TargetFacts:
         """What every backend of this mode reads about the target, merged."""
+        self.rederive()
         merged = TargetFacts()
         for action in self.actions():
             merged = merged.merge(action.inspect(self.job))
         return merged
+
+    def rederive(self) -> None:
+        """When a target's marker is missing (Redis lost it), re-seed it from git and Argo CD."""
+        # Runs before the reservation, so the Lua sees the re-seeded starts (cooldown, limits).
+        if self.store is None:
+            return
+        memory = RevisionMemory(self.store)
+        names = memory_names(self.job)
+        if not memory.unmarked(names):
+            return
+        past: dict[str, PastRollback] = {}  # by restored revision: mode both shows one twice
+        for action in self.actions():
+            for rollback in action.past_rollbacks(self.job):  # an ActionError fails the inspect
+                past.setdefault(rollback.restored or rollback.rollback_id, rollback)
+        memory.reseed(names, list(past.values()))
+        log.warning(
+            "revision memory was missing: re-derived from the systems of record",
+            extra={"service": self.job.service, "found": len(past)},
+        )
+        found = list(past.values())
+        self.job = replace(
+            self.job,
+            bad_revisions=self.job.bad_revisions
+            | {p.rolled_back_from for p in found if p.rolled_back_from},
+            rolled_back_to=self.job.rolled_back_to | {p.restored for p in found if p.restored},
+        )
 
 
 class Runner:
@@ -133,6 +171,7 @@ class Runner:
             self.store.create_record(record)
         elif not recorded:
             self.store.save_record(record)
+        RevisionMemory(self.store).mark(memory_names(prep.job))  # first rollback of a target
         metrics.STARTED.labels(record.service, record.tier).inc()
         self.tell(event_for(record, STARTED))
         answer = RollbackRecord.from_json(record.to_json())  # the runner goes on changing it

@@ -23,11 +23,14 @@ def sweep_once(engine: Engine) -> dict[str, int]:
     for service, rollback_id in store.reap_expired():
         counts["interrupted"] += _interrupt(engine, service, rollback_id)
     for rollback_id in store.due(approvals.VETO):
-        store.remove_deadline(approvals.VETO, rollback_id)
         try:
-            engine.approve(rollback_id, "veto-window")
+            engine.approve(rollback_id, "veto-window")  # removes the deadline once started
             counts["vetoed"] += 1
-        except (Conflict, NotFound) as exc:
+        except NotFound:
+            store.remove_deadline(approvals.VETO, rollback_id)
+        except Conflict as exc:
+            if store.record_state(rollback_id) != State.PENDING_APPROVAL:
+                store.remove_deadline(approvals.VETO, rollback_id)  # rejected, expired, taken
             log.info(
                 "veto deadline passed but the rollback did not start",
                 extra={"rollback_id": rollback_id, "reason": exc.message},

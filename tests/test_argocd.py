@@ -531,3 +531,16 @@ def test_inspect_reads_an_application_once_per_delivery(argocd: FakeArgoCD) -> N
     in_delivery = reads()
     step(ArgoCDRollback, argocd).inspect(job())  # outside a delivery: read again
     assert in_delivery == 1 and reads() == 2
+
+
+def test_past_rollbacks_are_the_entries_of_the_receivers_own_account_only(
+    argocd: FakeArgoCD,
+) -> None:
+    import time
+
+    app = argocd.apps["checkout"]
+    app._deploy_record(V2, time.time() - 120, {"username": "admin"})  # the receiver (its account)
+    app._deploy_record(V3, time.time() - 60, {"username": "alice"})  # a person's rollback
+    past = step(ArgoCDRollback, argocd).past_rollbacks(job())
+    assert [(p.rolled_back_from, p.restored) for p in past] == [(V3, V2)]
+    assert past[0].rollback_id == "argocd:checkout:3"

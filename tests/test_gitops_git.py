@@ -195,3 +195,16 @@ def test_a_missing_branch_fails_with_a_clear_error(origin: BareRepo, tmp_path: P
     with pytest.raises(ActionError) as caught:
         revert.execute(job(), ctx())
     assert "release" in caught.value.message
+
+
+def test_past_rollbacks_are_the_commits_with_the_receivers_trailers() -> None:
+    from receiver.act.gitops_common import PathCommit, commit_message, past_rollbacks_in
+
+    ours = commit_message(gitops_job("repo"), PATH, "b" * 40, "a" * 40)
+    history = [
+        PathCommit("c" * 40, ("b" * 40,), ours, 200.0),
+        PathCommit("b" * 40, ("a" * 40,), "v3\n\nRollback-Id: hand-written", 100.0),
+    ]
+    (past,) = past_rollbacks_in(history)
+    assert (past.rolled_back_from, past.restored, past.at) == ("b" * 40, "c" * 40, 200.0)
+    assert past.rollback_id == "rb-0001"

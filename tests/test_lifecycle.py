@@ -10,6 +10,7 @@ import pytest
 from receiver.errors import Conflict, NotFound
 from receiver.intake.payload import parse_alert
 from receiver.pipeline import Engine, ManualRequest
+from receiver.state.memory import RevisionMemory
 from receiver.sweeper import sweep_once
 from tests.support import Backend, Collector, age_starts, alert, sample
 
@@ -127,8 +128,23 @@ def test_a_failed_validation_is_recorded_at_stage_validation(
 def test_a_completed_rollback_remembers_the_revisions_for_later_guards(engine: Engine) -> None:
     fire(engine)
     assert engine.wait_idle(10)
-    assert engine.store.bad_revisions("api") == {"bad1234"}
-    assert engine.store.restored_revisions("api") == {"revert99"}
+    memory = RevisionMemory(engine.store)
+    for name in ("api", "git:acme/gitops@main:k8s/api"):  # the service and its target
+        assert memory.bad_revisions([name]) == {"bad1234"}
+        assert memory.restored_revisions([name]) == {"revert99"}
+
+
+@pytest.mark.parametrize("stage", ["validation", "gitops"])
+def test_a_pushed_commit_is_remembered_whatever_the_outcome(
+    engine: Engine, backend: Backend, stage: str
+) -> None:
+    backend.fail_stage = stage  # the recording action "pushes" revert99 before failing
+    outcome = fire(engine)
+    assert engine.wait_idle(10)
+    assert engine.store.get_record(outcome.rollback_id).state == "failed"
+    memory = RevisionMemory(engine.store)
+    assert memory.bad_revisions(["git:acme/gitops@main:k8s/api"]) == {"bad1234"}
+    assert memory.restored_revisions(["api"]) == {"revert99"}
 
 
 def test_an_escalating_skip_is_recorded_and_told(

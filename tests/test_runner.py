@@ -12,6 +12,7 @@ from receiver.app import build_engine
 from receiver.config import ServiceTarget, Settings
 from receiver.intake.payload import parse_alert
 from receiver.pipeline import ManualRequest
+from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
 from tests.support import Backend, Collector, alert
 
@@ -32,13 +33,15 @@ def counted(
         return backend.factory(settings, target, mode)
 
     for name in ("bad_revisions", "restored_revisions"):
-        original = getattr(fake_store, name)
+        original = getattr(RevisionMemory, name)
 
-        def read(service: str, _original: Any = original, _name: str = name) -> frozenset[str]:
+        def read(
+            memory: RevisionMemory, names: Any, _original: Any = original, _name: str = name
+        ) -> frozenset[str]:
             reads.append(_name)
-            return frozenset(_original(service))
+            return frozenset(_original(memory, names))
 
-        monkeypatch.setattr(fake_store, name, read)
+        monkeypatch.setattr(RevisionMemory, name, read)
     engines = []
 
     def make(**env: str) -> tuple[Any, list[str], list[str]]:

@@ -40,6 +40,7 @@ from receiver.clients.argocd import (
 )
 from receiver.clients.argocd_app import AppState, HistoryEntry
 from receiver.errors import ActionError
+from receiver.state.memory import PastRollback
 
 STAGE = "argocd"
 INSPECT_TIMEOUT_SECONDS = 3.0
@@ -139,19 +140,47 @@ class _ArgoCDStep(RollbackAction):
         app = self._inspect_read()
         return self._base_facts(job, app)
 
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """Deployments of the app its own account started (never a person's) in its history."""
+        app = self._read(
+            f"cannot read Argo CD application {self.app}",
+            timeout=INSPECT_TIMEOUT_SECONDS,
+            attempts=1,
+        )
+        ours = {entry.id for entry in app.entries_initiated_by(self.client.account)}
+        found = []
+        for index, entry in enumerate(app.history):
+            if entry.id not in ours:
+                continue
+            before = app.history[index - 1].revision if index > 0 else None
+            found.append(
+                PastRollback(
+                    at=entry.deployed_at or 0.0,
+                    rolled_back_from=before or None,
+                    restored=entry.revision or None,
+                    rollback_id=f"argocd:{self.app}:{entry.id}",
+                )
+            )
+        return tuple(found)
+
     def _write(
         self,
         ctx: ActionContext,
         what: str,
         send: Callable[[], None],
         took_effect: Callable[[AppState], bool],
+        deploys: bool = False,
     ) -> None:
         """Send one write; after an unclear answer, re-read and go on from what Argo CD did."""
+        # A write that `deploys` sets `argocd_written` once it took effect or may have: the
+        # dispatcher writes revision memory from it, whatever the rollback's outcome.
         error: ArgoCDError | None = None
         for _ in range(WRITE_ATTEMPTS):
             ctx.ensure_owned()
             try:
                 send()
+                if deploys:
+                    ctx.details["argocd_written"] = True
                 return
             except ArgoCDAPIError as exc:
                 if exc.refused:
@@ -162,12 +191,16 @@ class _ArgoCDStep(RollbackAction):
             ctx.log(f"{error}; re-reading {self.app} to see what Argo CD did")
             now = self._confirm(took_effect)
             if now is None:
+                if deploys:
+                    ctx.details["argocd_written"] = True  # in doubt: remember it as done
                 raise ActionError(
                     STAGE,
                     f"{error}; Argo CD could not be re-read, so whether it happened is unknown",
                     dict(ctx.details),
                 )
             if took_effect(now):
+                if deploys:
+                    ctx.details["argocd_written"] = True
                 ctx.details["argocd_answer_lost"] = True
                 ctx.log(f"{what}: took effect in Argo CD although the answer was an error")
                 return
@@ -289,6 +322,7 @@ class ArgoCDRollback(_ArgoCDStep):
             f"roll back {self.app} to history id {entry.id}",
             lambda: self.client.rollback(self.app, entry.id),
             lambda now: now.operation_since(before, entry.revision),
+            deploys=True,
         )
         ctx.log(f"Argo CD rolling {self.app} back to history id {entry.id} ({entry.revision[:7]})")
 
@@ -354,6 +388,7 @@ class ArgoCDSync(_ArgoCDStep):
             f"sync {self.app}" + (f" to {revision[:7]}" if revision else ""),
             lambda: self.client.sync(self.app, revision),
             lambda now: now.operation_since(before, revision),
+            deploys=True,
         )
         ctx.log(f"requested a sync of {self.app}" + (f" to {revision[:7]}" if revision else ""))
 

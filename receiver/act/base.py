@@ -33,6 +33,7 @@ from typing import Any, ClassVar
 
 from receiver.decide.facts import TargetFacts
 from receiver.decide.targets import ServiceTarget
+from receiver.state.memory import PastRollback
 
 __all__ = ["ActionContext", "RollbackAction", "RollbackJob", "TargetFacts"]
 
@@ -81,3 +82,7 @@ class RollbackAction(ABC):
 
     def validate(self, job: RollbackJob, ctx: ActionContext) -> None:  # noqa: B027
         """Wait until the change is live; the default has nothing to wait for."""
+
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """The receiver's own earlier rollbacks as this system of record shows them (read-only)."""
+        return ()

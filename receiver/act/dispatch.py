@@ -18,6 +18,7 @@ from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob
 from receiver.errors import ActionError, LockLost, StoreUnavailable
 from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
+from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
 from receiver.tell.base import (
     COMPLETED,
@@ -34,6 +35,21 @@ log = logging.getLogger("receiver.dispatch")
 # Called right after validation: did errors fall in traffic served since? None = not verified.
 Stabilizer = Callable[[RollbackJob], "bool | None"]
 Tell = Callable[[Event], None]
+
+# Waits between attempts to write a rollback's outcome (about 15 s in all, within a lease).
+OUTCOME_BACKOFF = (0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
+WON, LOST, UNRECORDED = "won", "lost", "unrecorded"  # how the outcome write ended
+
+
+def memory_names(job: RollbackJob) -> tuple[str, ...]:
+    """The service and its safety targets: every name whose revision memory a rollback writes."""
+    return (job.service, *job.target.safety_targets())
+
+
+def wrote_externally(details: dict[str, object]) -> bool:
+    """True once a backend changed a system of record: a commit pushed, an Argo CD deploy."""
+    pushed = bool(details.get("revert_commit")) and not details.get("pull_request")
+    return pushed or bool(details.get("argocd_written"))
 
 
 class Lease:
@@ -95,6 +111,8 @@ class Dispatcher:
     tell: Tell = lambda event: None
     stabilize: Stabilizer | None = None
     stopping: threading.Event = field(default_factory=threading.Event)
+    outcome_backoff: Sequence[float] = OUTCOME_BACKOFF
+    sleep: Callable[[float], None] = time.sleep
 
     def run(
         self, record: RollbackRecord, job: RollbackJob, actions: Sequence[RollbackAction]
@@ -106,7 +124,7 @@ class Dispatcher:
             ctx.ensure_owned = self._guard(lease)
             try:
                 for action in actions:
-                    self._stage(record, ctx, action.stage, partial(action.execute, job, ctx))
+                    self._stage(record, ctx, action.stage, partial(action.execute, job, ctx), job)
                 if ctx.details.get("validated") is False:
                     record.validated = False
                 else:
@@ -117,6 +135,7 @@ class Dispatcher:
                                 ctx,
                                 StageName.VALIDATION,
                                 partial(action.validate, job, ctx),
+                                job,
                             )
                     record.validated = True
                     if self.stabilize is not None:
@@ -138,7 +157,7 @@ class Dispatcher:
                     record.stages[-1].name if record.stages else StageName.GITOPS,
                     f"internal error: {exc.__class__.__name__}",
                 )
-        self._account(record, job, time.monotonic() - started, won)
+        self._account(record, job, time.monotonic() - started, won, ctx.details)
         return record
 
     def _guard(self, lease: Lease) -> Callable[[], None]:
@@ -150,42 +169,63 @@ class Dispatcher:
         return ensure_owned
 
     def _stage(
-        self, record: RollbackRecord, ctx: ActionContext, name: str, body: Callable[[], None]
+        self,
+        record: RollbackRecord,
+        ctx: ActionContext,
+        name: str,
+        body: Callable[[], None],
+        job: RollbackJob,
     ) -> None:
         stage = record.start_stage(name)
         self._save(record)
         try:
             body()
         except ActionError as exc:
-            self._absorb(record, ctx)
+            self._absorb(record, ctx, job)
             record.finish_stage(stage, False, exc.message)
             raise
         except LockLost as exc:
-            self._absorb(record, ctx)
+            self._absorb(record, ctx, job)
             record.finish_stage(stage, False, exc.message)
             raise
         except Exception as exc:
-            self._absorb(record, ctx)
+            self._absorb(record, ctx, job)
             record.finish_stage(stage, False, f"internal error: {exc.__class__.__name__}")
             raise ActionError(name, f"internal error: {exc.__class__.__name__}") from exc
-        self._absorb(record, ctx)
+        self._absorb(record, ctx, job)
         record.finish_stage(stage, True)
         self._save(record)
 
-    @staticmethod
-    def _absorb(record: RollbackRecord, ctx: ActionContext) -> None:
-        """Copy what the backends did so far into the record (partial results included)."""
+    def _absorb(self, record: RollbackRecord, ctx: ActionContext, job: RollbackJob) -> None:
+        """Copy what the backends did so far into the record; remember revisions once written."""
         details = ctx.details
         record.absorb(Restoration.from_details(details))
         record.details.update({k: v for k, v in details.items() if k not in record.target})
+        if wrote_externally(details):
+            self._remember(record, job)
+
+    def _remember(self, record: RollbackRecord, job: RollbackJob) -> None:
+        """Revision memory of the service and its targets, as soon as an external write happened."""
+        restoration = record.restoration()
+        try:
+            RevisionMemory(self.store).remember(
+                memory_names(job), restoration.rolled_back_from(), restoration.live_revision()
+            )
+        except StoreUnavailable:
+            log.warning(
+                "could not write the revision memory yet: state store unreachable",
+                extra={"rollback_id": record.id},
+            )
 
     def _save(self, record: RollbackRecord) -> None:
         try:
             if not self.store.save_record(record, expect=(State.RUNNING,)):
-                raise LockLost(
-                    f"record {record.id} was taken over (marked "
-                    f"{self.store.record_state(record.id)})"
-                )
+                current = self.store.record_state(record.id)
+                if current is None:  # lost state (Redis restarted empty): write it again
+                    record.details["state_lost"] = True
+                    self.store.create_record(record)
+                    return
+                raise LockLost(f"record {record.id} was taken over (marked {current})")
         except StoreUnavailable:
             log.warning(
                 "could not save rollback progress: state store unreachable",
@@ -194,45 +234,74 @@ class Dispatcher:
 
     def _finish(
         self, record: RollbackRecord, state: str, stage: str | None, error: str | None
-    ) -> bool:
-        """Record the outcome; False when someone else (the reaper) already finished it."""
+    ) -> str:
+        """Record the outcome, retried with backoff: WON, LOST (the reaper ended it), UNRECORDED."""
         record.state = state
         record.finished_at = iso()
         record.failed_stage = stage if state != State.COMPLETED else None
         record.error = error
-        try:
-            if not self.store.save_record(record, expect=(State.RUNNING,)):
-                # The reaper (or an operator) finished it: it has counted and told already.
+        for wait in (*self.outcome_backoff, None):
+            try:
+                return self._write_outcome(record, state)
+            except StoreUnavailable:
+                log.warning(
+                    "could not record the rollback outcome: state store unreachable; retrying",
+                    extra={"rollback_id": record.id, "state": state},
+                )
+            if wait is not None:
+                self.sleep(wait)
+        log.error(
+            "rollback outcome unrecorded: state store unreachable; the lock is left to expire "
+            "and the reaper decides",
+            extra={"rollback_id": record.id, "state": state},
+        )
+        return UNRECORDED
+
+    def _write_outcome(self, record: RollbackRecord, state: str) -> str:
+        """One attempt; a missing state key is lost state: the record is written again."""
+        if not self.store.save_record(record, expect=(State.RUNNING,)):
+            current = self.store.record_state(record.id)
+            if current:  # the reaper (or an operator) finished it: it counted and told already
                 log.warning(
                     "rollback record was already finished elsewhere",
                     extra={"rollback_id": record.id},
                 )
-                record.state = self.store.record_state(record.id) or state
-                return False
-            self.store.mark_transition(record.service, state)
-        except StoreUnavailable:
+                record.state = current
+                return LOST
             log.error(
-                "could not record the rollback outcome: state store unreachable",
+                "rollback state was lost (Redis restarted empty or flushed): record re-created",
                 extra={"rollback_id": record.id, "state": state},
             )
-        return True
+            record.details["state_lost"] = True
+            self.store.create_record(record)
+        try:
+            self.store.mark_transition(record.service, state)
+        except StoreUnavailable:
+            log.warning("could not mark the transition", extra={"rollback_id": record.id})
+        return WON
 
-    def _account(self, record: RollbackRecord, job: RollbackJob, seconds: float, won: bool) -> None:
+    def _account(
+        self,
+        record: RollbackRecord,
+        job: RollbackJob,
+        seconds: float,
+        won: str,
+        details: dict[str, object],
+    ) -> None:
+        if won == UNRECORDED:
+            return  # the lease expires; the reaper records, counts and tells `interrupted`
+        if wrote_externally(details):
+            self._remember(record, job)  # again: Redis may have lost it since the write
         try:
             released = self.store.release(job.service, job.rollback_id)
             if released == 0:
                 log.warning("lock was no longer ours at release", extra={"rollback_id": record.id})
-            if record.state == State.COMPLETED:
-                restoration = record.restoration()
-                self.store.remember_revisions(
-                    job.service, restoration.rolled_back_from(), restoration.live_revision()
-                )
         except StoreUnavailable:
             log.error(
                 "could not release the lock: state store unreachable; its lease expires",
                 extra={"rollback_id": record.id, "service": job.service},
             )
-        if not won:
+        if won != WON:
             return
         metrics.DURATION.labels(job.service).observe(seconds)
         extra = {

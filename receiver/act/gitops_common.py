@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from receiver.act.base import RollbackJob, TargetFacts
 from receiver.errors import ActionError
 from receiver.secrets import Secret
+from receiver.state.memory import PastRollback
 
 TRAILER_ID = "Rollback-Id"
 TRAILER_OF = "Rollback-Of"
@@ -174,3 +175,20 @@ def record_plan(details: dict[str, object], plan: RestorePlan) -> None:
     """Write the plan into the action context before anything is changed."""
     details.setdefault("rolled_back_from", plan.rolled_back_from)
     details["target_commit"] = plan.target
+
+
+def past_rollbacks_in(history: Sequence[PathCommit]) -> tuple[PastRollback, ...]:
+    """The receiver's own rollback commits in a path's history (Rollback-Id and -Of trailers)."""
+    found = []
+    for commit in history:
+        trailers = parse_trailers(commit.message)
+        if TRAILER_ID in trailers and TRAILER_TO in trailers:
+            found.append(
+                PastRollback(
+                    at=commit.committed_at,
+                    rolled_back_from=trailers.get(TRAILER_OF) or None,
+                    restored=commit.sha,
+                    rollback_id=trailers[TRAILER_ID],
+                )
+            )
+    return tuple(found)

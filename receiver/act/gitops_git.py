@@ -33,6 +33,7 @@ from receiver.act.gitops_common import (
     commit_message,
     facts_from_plan,
     parse_trailers,
+    past_rollbacks_in,
     plan_restore,
     pull_request_branch,
     record_plan,
@@ -40,6 +41,7 @@ from receiver.act.gitops_common import (
 )
 from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
+from receiver.state.memory import PastRollback
 
 STAGE = "gitops"
 EXECUTE_TIMEOUT_SECONDS = 60.0
@@ -253,6 +255,16 @@ class GitRevert(RollbackAction):
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
         return facts_from_plan(plan_restore(job, self.path, history, STAGE), "git")
+
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """The receiver's rollback commits in the path's recent history."""
+        with self._lock:
+            try:
+                self._fetch(self.inspect_timeout)
+                history = self._history(self.inspect_timeout)
+            except GitCommandError as exc:
+                raise self._fail("cannot read the gitops repository", exc) from None
+        return past_rollbacks_in(history)
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Commit the restore on top of the branch and push it, retrying a lost race."""

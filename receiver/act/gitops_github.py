@@ -48,6 +48,7 @@ from receiver.act.gitops_common import (
     RestorePlan,
     commit_message,
     facts_from_plan,
+    past_rollbacks_in,
     plan_restore,
     pull_request_branch,
     record_plan,
@@ -55,6 +56,7 @@ from receiver.act.gitops_common import (
 )
 from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
+from receiver.state.memory import PastRollback
 
 T = TypeVar("T")
 
@@ -247,6 +249,14 @@ class GitHubRevert(RollbackAction):
         history = self._history_at(repo, head, attempts=1)
         self._inspected = (head, history)
         return facts_from_plan(plan_restore(job, self.path, history, STAGE), "github")
+
+    def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
+        """The receiver's rollback commits in the path's last history page."""
+        repo = self._github(self.inspect_timeout).get_repo(self.repo_name)
+        head = branch_head(
+            (self.api_url, self.repo_name, self.branch), lambda: self._head(repo, attempts=1)
+        )
+        return past_rollbacks_in(self._history_at(repo, head, attempts=1))
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Write one restore commit and fast-forward the branch (or open a pull request)."""

@@ -212,23 +212,6 @@ class Store(Locking):
         raw = self._call(lambda: self.client.lrange(self.key("audit"), 0, max(limit, 1) - 1))
         return [json.loads(decode(item)) for item in raw]
 
-    # -- revisions -----------------------------------------------------------------------
-
-    def remember_revisions(
-        self, service: str, rolled_back_from: str | None, rolled_back_to: str | None
-    ) -> None:
-        with self.guarded():
-            if rolled_back_from:
-                self.client.sadd(self.key("badrevs", service), rolled_back_from)
-            if rolled_back_to:
-                self.client.sadd(self.key("restored", service), rolled_back_to)
-
-    def bad_revisions(self, service: str) -> frozenset[str]:
-        return frozenset(self._members(self.key("badrevs", service)))
-
-    def restored_revisions(self, service: str) -> frozenset[str]:
-        return frozenset(self._members(self.key("restored", service)))
-
     # -- gauges and status ----------------------------------------------------------------
 
     def mark_transition(self, service: str, state: str) -> None:

@@ -86,3 +86,7 @@ class RedisProcess:
         """Stop and start again on the same port (the data survives only when persistent)."""
         self.stop()
         self.start()
+
+    def client(self) -> redis.Redis:
+        """A client of this server (decoded answers)."""
+        return redis.Redis.from_url(self.url, decode_responses=True)
