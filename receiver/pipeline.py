@@ -23,6 +23,7 @@ from receiver.decide.vocabulary import SAFETY_REASONS, Decision, Origin, Reason,
 from receiver.errors import Conflict, StoreUnavailable
 from receiver.gathering import SilenceCheck, check_silence, first_facts, inspect_target
 from receiver.intake.payload import Alert
+from receiver.isolation import count_skip, skip_on_error
 from receiver.records import (
     ManualRequest,
     Outcome,
@@ -78,10 +79,12 @@ class Engine(StatusReads):
 
     def handle_alert(self, alert: Alert) -> Outcome:
         """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
-        trigger = classify(alert, self.settings)
-        if trigger.tier is not None and not alert.firing:
+        try:  # an error deciding one alert skips that alert alone, as `internal_error`
+            trigger = classify(alert, self.settings)
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        return self._act(self._decide(trigger, Origin.ALERT, new_id()), "alertmanager")
+            return self._act(self._decide(trigger, Origin.ALERT, new_id()), "alertmanager")
+        except Exception as exc:
+            return self._act(skip_on_error(exc, alert, self.settings, Step), "alertmanager")
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -162,7 +165,7 @@ class Engine(StatusReads):
             log.info("alert ignored", extra={**extra, "rollback_id": None})
             return Outcome.of(trigger, verdict, None)
         if verdict.reason == SkipReason.DUPLICATE:
-            metrics.SKIPPED.labels(trigger.service, SkipReason.DUPLICATE).inc()
+            count_skip(trigger, SkipReason.DUPLICATE, self.settings)
             extra["rollback_id"] = verdict.rollback_id
             log.info("duplicate delivery of an episode", extra=extra)
             return Outcome.of(trigger, verdict, verdict.rollback_id)
@@ -170,8 +173,7 @@ class Engine(StatusReads):
         record = new_record(trigger, verdict, step.facts, rollback_id, actor, mode, step.request)
         extra["rollback_id"] = rollback_id
         if verdict.decision == Decision.SKIPPED:
-            metrics.SKIPPED.labels(trigger.service, verdict.reason).inc()
-            self.store.create_record(record)
+            self.store.create_record(record, count_skip(trigger, verdict.reason, self.settings))
             log.info("rollback skipped", extra=extra)
             if verdict.escalates:
                 self.tell(event_for(record, ESCALATION))
