@@ -50,6 +50,7 @@ run: $(VENV)/.runtime-installed
 bench: venv tools redis
 	$(PY) bench/webhook_bench.py
 	$(PY) bench/chain_bench.py
+	$(PY) bench/hostile_bench.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -197,4 +197,4 @@ def test_nesting_is_measured_without_recursion_and_strings_do_not_count() -> Non
     assert json_nesting_problem(b"[" * MAX_JSON_DEPTH + b"]" * MAX_JSON_DEPTH) is None
     assert json_nesting_problem(b"[" * 10**6) is not None
     assert json_nesting_problem(b'["' + b"[" * 500 + b'\\"]"]') is None
-    assert json_nesting_problem(b"[{]}") == "its brackets do not pair"
+    assert json_nesting_problem(b"{" * 65 + b"}" * 65) == "it is nested deeper than 64 levels"

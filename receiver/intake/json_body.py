@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import re
+from itertools import accumulate
 from typing import Any
 
 from receiver.errors import BadRequest
@@ -16,24 +17,18 @@ MAX_JSON_DEPTH = 64
 # A JSON string (the unrolled-loop form: linear, no backtracking across escapes).
 _JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
 _NOT_A_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed bytes
 
 
 def json_nesting_problem(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
-    """Why a JSON text's arrays/objects cannot be parsed safely (too deep, unpaired), else None.
-
-    No recursion: strings are cut out, everything but brackets dropped, then innermost
-    `[]`/`{}` pairs are removed one level per round; anything left after `limit` rounds is
-    deeper than the bound.
-    """
+    """Why a JSON text cannot be parsed safely (arrays/objects nested deeper than `limit`)."""
+    # No recursion and no Python-level loop: strings are cut out, everything but brackets
+    # dropped, each bracket mapped to +1/-1, and the running sum is the nesting depth.
     brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET)
-    for _ in range(limit):
-        if not brackets:
-            return None
-        shorter = brackets.replace(b"[]", b"").replace(b"{}", b"")
-        if len(shorter) == len(brackets):
-            return "its brackets do not pair"
-        brackets = shorter
-    return f"it is nested deeper than {limit} levels" if brackets else None
+    steps = memoryview(brackets.translate(_DEPTH_STEP)).cast("b")
+    if max(accumulate(steps), default=0) > limit:
+        return f"it is nested deeper than {limit} levels"
+    return None
 
 
 def load_json_body(body: bytes) -> Any:
