@@ -198,3 +198,12 @@ def test_nesting_is_measured_without_recursion_and_strings_do_not_count() -> Non
     assert json_nesting_problem(b"[" * 10**6) is not None
     assert json_nesting_problem(b'["' + b"[" * 500 + b'\\"]"]') is None
     assert json_nesting_problem(b"{" * 65 + b"}" * 65) == "it is nested deeper than 64 levels"
+
+
+def test_the_api_lists_invalid_and_unconfigured_records_under_their_shared_names(
+    client: Any, admin: dict[str, str]
+) -> None:
+    answers(post(client, payload(alert("ghost", fingerprint="g"), alert(HUGE, fingerprint="h"))))
+    for name, service in (("_unconfigured", "ghost"), ("_invalid", "_invalid")):
+        listed = client.get(f"/api/v1/rollbacks?service={name}", headers=admin).get_json()
+        assert [r["service"] for r in listed["rollbacks"]] == [service]
