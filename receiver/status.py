@@ -8,6 +8,7 @@ from typing import Any
 
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
+from receiver.decide.checks import shared_index_of
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
 from receiver.state.audit import recent_actions, record_action
@@ -32,8 +33,12 @@ class StatusReads:
         return [self.status(name) for name in names]
 
     def list_records(self, service: str | None = None, limit: int = 50) -> list[RollbackRecord]:
-        """History, newest first."""
-        return self.store.list_records(service, limit)
+        """History, newest first; a service not configured is looked up in the shared index."""
+        shared = None if service is None else shared_index_of(service, self.settings)
+        if shared is None or shared == service:
+            return self.store.list_records(service, limit)
+        found = self.store.list_records(shared, self.store.max_records)
+        return [record for record in found if record.service == service][:limit]
 
     def get_record(self, rollback_id: str) -> RollbackRecord:
         """One record, or NotFound (404)."""

@@ -95,8 +95,15 @@ def counted_service(trigger: Trigger, settings: Settings) -> str:
     """The service a decision is counted and indexed under: `_invalid`, `_unconfigured` or it."""
     if trigger.unusable is not None:
         return INVALID_SERVICE
-    if trigger.service in settings.services or trigger.service == settings.service_name:
-        return trigger.service
+    return shared_index_of(trigger.service, settings) or trigger.service
+
+
+def shared_index_of(service: str, settings: Settings) -> str | None:
+    """The shared name (`_invalid`, `_unconfigured`) a service's records are kept under, if any."""
+    if service in (INVALID_SERVICE, UNCONFIGURED_SERVICE):
+        return service
+    if service in settings.services or service == settings.service_name:
+        return None
     return UNCONFIGURED_SERVICE
 
 
