@@ -29,6 +29,7 @@ from receiver.config import Settings
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 MIB = 1024 * 1024
 BOUND_SECONDS = 2.0
+ADMIN = {"Authorization": "Bearer bench-admin-token"}
 
 
 def alert(i: int, **labels: str) -> dict[str, Any]:
@@ -80,11 +81,17 @@ def payloads() -> dict[str, bytes]:
         "1 MiB of 1000-char unconfigured services": filled(
             lambda i: alert(i, service=f"{i}-" + "u" * 1000)
         ),
+        "1 MiB of 1000-char dotted unconfigured services (log redaction)": filled(
+            lambda i: alert(i, service=f"{i}." + "a." * 499)
+        ),
         "1 MiB of 1000-char refused gitops_path labels": filled(
             lambda i: alert(i, gitops_path=f"k8s/other/{i}/" + "../" * 330)
         ),
         "1 MiB of lone surrogates": filled(
             lambda i: alert(i, service="\ud800" * 200), budget=MIB // 2
+        ),
+        "one 900 KiB dotted unread label, then its record read": delivery(
+            [{**alert(0), "labels": {**alert(0)["labels"], "note": "a." * (450 * 1024)}}]
         ),
         "1 MiB of unread labels and annotations": delivery(
             [
@@ -121,6 +128,7 @@ def main() -> None:
                 "REDIS_URL": REDIS_URL,
                 "LOG_LEVEL": "ERROR",
                 "PROMETHEUS_URL": "http://127.0.0.1:9",
+                "ADMIN_TOKEN": ADMIN["Authorization"].split()[1],
             }
         )
         app = create_app(settings, start_sweeper=False)
@@ -132,6 +140,12 @@ def main() -> None:
                 elapsed = time.perf_counter() - started
                 results.append((elapsed, response.status_code, f"{name} ({len(body)} bytes)"))
                 print(f"{elapsed * 1000:8.1f} ms  {response.status_code}  {results[-1][2]}")
+                if name.endswith("then its record read"):
+                    started = time.perf_counter()
+                    read = web.get("/api/v1/rollbacks?limit=1", headers=ADMIN)
+                    elapsed = time.perf_counter() - started
+                    results.append((elapsed, read.status_code, "GET /api/v1/rollbacks of it"))
+                    print(f"{elapsed * 1000:8.1f} ms  {read.status_code}  {results[-1][2]}")
         finally:
             app.extensions["rollback"].shutdown(10)
             client.flushdb()

@@ -210,3 +210,19 @@ def test_the_api_lists_invalid_and_unconfigured_records_under_their_shared_names
     assert client.get("/api/v1/rollbacks?service=other", headers=admin).get_json() == {
         "rollbacks": []
     }
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a." * 5000 + "https://user:pw@host/x",
+        "1http://user:pw@host",
+        "_http://user:pw@host",
+        'x.git+ssh://user:pw@host:22/r "redis://:pw@r:6379/0"',
+    ],
+)
+def test_url_userinfo_is_redacted_wherever_a_scheme_run_starts(text: str) -> None:
+    from receiver.redaction import redact_userinfo
+
+    redacted = redact_userinfo(text)
+    assert "pw" not in redacted and "[REDACTED]@" in redacted
