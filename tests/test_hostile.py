@@ -226,3 +226,29 @@ def test_url_userinfo_is_redacted_wherever_a_scheme_run_starts(text: str) -> Non
 
     redacted = redact_userinfo(text)
     assert "pw" not in redacted and "[REDACTED]@" in redacted
+
+
+def test_a_huge_label_named_by_a_trigger_rule_service_label_is_an_invalid_alert(
+    make_engine: Callable[..., Engine], tmp_path: Any
+) -> None:
+    config = tmp_path / "rollback.yml"
+    config.write_text(
+        "services:\n  api: {gitops: {repo: acme/gitops, path: k8s/api}}\n"
+        "triggers:\n  - match: {sloth_severity: page}\n    tier: emergency\n"
+        "    service_label: sloth_service\n"
+    )
+    engine = make_engine(ROLLBACK_CONFIG=str(config))
+    client = create_app(engine.settings, engine=engine, start_sweeper=False).test_client()
+    found = answers(post(client, payload(alert(sloth_service=HUGE), alert(sloth_service="api"))))
+    assert found[0]["reason"] == "invalid_alert"
+    assert found[1]["reason"] != "invalid_alert"
+
+
+def test_explain_reports_an_unusable_alert_without_acting(
+    client: Any, admin: dict[str, str], engine: Engine
+) -> None:
+    response = client.post("/api/v1/explain", json=payload(alert(gitops_path=HUGE)), headers=admin)
+    assert response.status_code == 200, response.get_data(as_text=True)
+    text = response.get_data(as_text=True)
+    assert "invalid_alert" in text and HUGE not in text
+    assert engine.store.list_records() == []
