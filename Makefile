@@ -51,6 +51,7 @@ bench: venv tools redis
 	$(PY) bench/webhook_bench.py
 	$(PY) bench/chain_bench.py
 	$(PY) bench/scale_bench.py
+	$(PY) bench/hostile_bench.py
 
 screenshots: venv tools redis ## refresh the console screenshots docs/console.md shows
 	CONSOLE_SCREENSHOTS=docs/images $(BIN)/pytest -q tests/browser

@@ -126,7 +126,9 @@ def close(
 
 
 def cancel_on_resolve(store: Store, tell: Tell, trigger: Trigger) -> None:
-    """A resolved alert cancels its pending rollback."""
+    """A resolved alert cancels its pending rollback (a firing one or no trigger: nothing)."""
+    if trigger.tier is None or trigger.alert.firing:
+        return
     owner = store.episode_owner(trigger.episode)
     if owner and store.record_state(owner) == State.PENDING_APPROVAL:
         with contextlib.suppress(Conflict):  # approved or rejected meanwhile

@@ -136,11 +136,14 @@ def first_facts(
     request: ManualRequest | None,
 ) -> Facts:
     """The cheap facts: now, the target, and the episode's earlier rollback id if any."""
+    if trigger.unusable is not None:  # decided `invalid_alert`: no label reaches Redis
+        return Facts(now=datetime.now(UTC))
     duplicate_of = None
-    firing_trigger = trigger.tier is not None and trigger.alert.firing
-    if firing_trigger and origin in origins_of(SkipReason.DUPLICATE):
-        duplicate_of = store.episode_owner(trigger.episode)
     resolution = target_resolution(trigger, settings)
+    firing_trigger = trigger.tier is not None and trigger.alert.firing
+    # no_target is checked before duplicate: a service without a target costs no Redis read
+    if firing_trigger and resolution.target and origin in origins_of(SkipReason.DUPLICATE):
+        duplicate_of = store.episode_owner(trigger.episode)
     return Facts(
         now=datetime.now(UTC),
         target=resolution.target,

@@ -24,6 +24,7 @@ from receiver.decide.vocabulary import Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
 from receiver.gathering import Gathered, SilenceCheck, Step, gather, gather_all
 from receiver.intake.payload import Alert
+from receiver.isolation import count_skip, skip_on_error
 from receiver.records import (
     ManualRequest,
     Outcome,
@@ -73,11 +74,13 @@ class Engine(StatusReads):
 
     def handle_alert(self, alert: Alert, gathered: Gathered | None = None) -> Outcome:
         """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
-        trigger = gathered.trigger if gathered else classify(alert, self.settings)
-        if trigger.tier is not None and not alert.firing:
+        try:  # an error deciding one alert skips that alert alone, as `internal_error`
+            trigger = gathered.trigger if gathered else classify(alert, self.settings)
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        gathered = gathered or self._gather(trigger, Origin.ALERT, new_id(), None)
-        return self._act(self._reserve(gathered, None, False, "alertmanager"), "alertmanager")
+            gathered = gathered or self._gather(trigger, Origin.ALERT, new_id(), None)
+            return self._act(self._reserve(gathered, None, False, "alertmanager"), "alertmanager")
+        except Exception as exc:
+            return self._act(skip_on_error(exc, alert, self.settings, Step), "alertmanager")
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -157,7 +160,7 @@ class Engine(StatusReads):
             log.info("alert ignored", extra={**extra, "rollback_id": None})
             return Outcome.of(trigger, verdict, None)
         if verdict.reason == SkipReason.DUPLICATE:
-            metrics.SKIPPED.labels(trigger.service, SkipReason.DUPLICATE).inc()
+            count_skip(trigger, SkipReason.DUPLICATE, self.settings)
             extra["rollback_id"] = verdict.rollback_id
             log.info("duplicate delivery of an episode", extra=extra)
             return Outcome.of(trigger, verdict, verdict.rollback_id)
@@ -168,9 +171,9 @@ class Engine(StatusReads):
         )
         extra["rollback_id"] = rollback_id
         if verdict.decision == Decision.SKIPPED:
-            metrics.SKIPPED.labels(trigger.service, verdict.reason).inc()
+            indexed_as = count_skip(trigger, verdict.reason, self.settings)
             if not recorded:
-                self.store.create_record(record)
+                self.store.create_record(record, indexed_as)
             log.info("rollback skipped", extra=extra)
             announce_skip(self.tell, trigger.tier, verdict.escalates, record)
         elif verdict.decision == Decision.PENDING_APPROVAL:

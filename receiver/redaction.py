@@ -20,8 +20,10 @@ REDACTED = "[REDACTED]"
 # Shorter values would blank out ordinary words; a secret that short is not a secret.
 MIN_SECRET_CHARS = 4
 # Userinfo never holds a raw quote, bracket, space or backslash (RFC 3986), so the match
-# cannot run across the fields of compact JSON.
-_URL_USERINFO = re.compile(r"(?P<scheme>\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>\\]+@", re.I)
+# cannot run across the fields of compact JSON. A scheme starts only where a run of scheme
+# characters starts (not at every word boundary inside `a.a.a…`): linear, not quadratic, in
+# a long label.
+_URL_USERINFO = re.compile(r"(?<![a-z0-9+.-])(?P<scheme>[a-z0-9+.-]+://)[^/@\s\"'<>\\]+@", re.I)
 _AUTH_HEADER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _SLACK_HOOK = re.compile(r"https://hooks\.slack\.com/[^\s\"'<>\\]+")
 T = TypeVar("T")

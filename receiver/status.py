@@ -8,6 +8,7 @@ from typing import Any
 from receiver.act.shared_reads import delivery_scope, shared_read
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
+from receiver.decide.checks import shared_index_of
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
 from receiver.state.audit import recent_actions, record_action
@@ -39,8 +40,13 @@ class StatusReads:
     def list_records(
         self, service: str | None = None, limit: int = 50, cursor: str | None = None
     ) -> list[RollbackRecord]:
-        """History, newest first; `cursor` is the last id of the page before."""
-        return self.store.list_records(service, limit, cursor)
+        """History, newest first, after `cursor` (the last id of the page before); a service
+        not configured is looked up in the shared index."""
+        shared = None if service is None else shared_index_of(service, self.settings)
+        if shared is None or shared == service:
+            return self.store.list_records(service, limit, cursor)
+        found = self.store.list_records(shared, self.store.max_records, cursor)
+        return [record for record in found if record.service == service][:limit]
 
     def get_record(self, rollback_id: str) -> RollbackRecord:
         """One record, or NotFound (404)."""

@@ -36,6 +36,7 @@ LAYERS: dict[str, int] = {
     "receiver.sweeper": 2,
     "receiver.monitor": 2,
     "receiver.check": 2,
+    "receiver.isolation": 2,
     "receiver.http": 3,
     "receiver.cli": 3,
     "receiver.console": 3,

@@ -73,11 +73,13 @@ def test_two_workers_count_every_request_in_metrics(
     assert len(served.metric_pids()) >= 2, "only one worker served requests"
     assert served.post("/webhook", payload(alert())).status_code == 401
     real_redis.set("serve:lock:svc1", "rb-elsewhere", px=10000)  # a rollback run by another replica
+    real_redis.sadd("serve:services", "svc0", "svc1")  # services that replica configures and ran
     text = requests.get(served.url + "/metrics", timeout=5).text
     assert samples(text, "rollback_webhook_requests_total")[(("code", "200"),)] == sent
     assert samples(text, "rollback_webhook_requests_total")[(("code", "401"),)] == 1
     skipped = samples(text, "rollback_skipped_total")
     assert sum(v for k, v in skipped.items() if ("reason", "no_target") in k) == sent
+    assert skipped[(("reason", "no_target"), ("service", "_unconfigured"))] == sent  # bounded
     decisions = samples(text, "rollback_decisions_total")
     assert decisions[(("decision", "skipped"), ("reason", "no_target"))] == sent
     in_progress = samples(text, "rollback_in_progress")

@@ -6,6 +6,7 @@ turns that into `needs=<fact>` so the pipeline gathers it and decides again.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -16,12 +17,17 @@ from receiver.decide.blackout import active_window
 from receiver.decide.facts import TargetFacts
 from receiver.decide.targets import ServiceTarget, TargetResolution
 from receiver.intake.payload import Alert
+from receiver.intake.validity import READ_LABELS, first_unusable_field, shown_alert
 
 TRIGGER_ALERTNAMES = {
     "TriggerCriticalRollback": "critical",
     "TriggerEmergencyRollback": "emergency",
 }
 TIERS = ("critical", "emergency")
+# The `service` label value of metrics and the history index for alerts that are not a
+# configured service: bounded cardinality whatever senders put in their labels.
+INVALID_SERVICE = "_invalid"
+UNCONFIGURED_SERVICE = "_unconfigured"
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class Trigger:
     service: str
     namespace: str
     tier: str | None  # None: not a trigger
+    unusable: str | None = None  # why the alert cannot be used (`invalid_alert`), if it cannot
+    raw_digest: str = ""  # of an unusable alert's identity, for its episode
 
     @property
     def fingerprint(self) -> str:
@@ -44,6 +52,8 @@ class Trigger:
     @property
     def episode(self) -> str:
         """One trigger episode: fingerprint + startsAt + tier (contract, "Decisions")."""
+        if self.unusable is not None:
+            return f"invalid:{self.raw_digest}:{self.tier}"
         return f"{self.alert.fingerprint}:{self.alert.starts_at}:{self.tier}"
 
 
@@ -68,9 +78,30 @@ def service_label_value(labels: Mapping[str, str], settings: Settings) -> str:
     return labels.get(trigger_kind(labels, settings)[1], "")
 
 
+def read_labels(settings: Settings) -> tuple[str, ...]:
+    """Every label the receiver reads: the contract's, and each `triggers:` entry's."""
+    rules = settings.triggers
+    extra = [r.service_label for r in rules] + [m.label for r in rules for m in r.match]
+    return READ_LABELS + tuple(dict.fromkeys(extra))
+
+
 def classify(alert: Alert, settings: Settings) -> Trigger:
-    """Read tier, service and namespace from an alert's labels (shipped kind or `triggers:`)."""
+    """Read tier, service and namespace from an alert's labels; mark an unusable alert."""
     labels = alert.labels
+    # Bounded first: the `triggers:` regexes run only on labels that passed this check.
+    problem = first_unusable_field(alert, read_labels(settings))
+    if problem is not None:
+        tier = labels.get("rollback_tier")
+        tier = tier if tier in TIERS else TRIGGER_ALERTNAMES.get(alert.alertname)
+        identity = f"{alert.fingerprint}\0{alert.starts_at}".encode("utf-8", "surrogatepass")
+        return Trigger(
+            alert=shown_alert(alert),
+            service=INVALID_SERVICE,
+            namespace=settings.namespace,
+            tier=tier if alert.firing else None,  # resolved: ignored, nothing to cancel
+            unusable=problem,
+            raw_digest=hashlib.sha256(identity).hexdigest()[:32],
+        )
     tier, service_label = trigger_kind(labels, settings)
     return Trigger(
         alert=alert,
@@ -86,6 +117,30 @@ def silence_labels(trigger: Trigger) -> dict[str, str]:
     if trigger.tier is not None:
         labels.setdefault("rollback_tier", trigger.tier)
     return labels
+
+
+def looks_like_emergency(alert: Alert) -> bool:
+    """Whether a firing alert names the emergency tier, whatever else it carries."""
+    labels = alert.labels
+    emergency = labels.get("rollback_tier") == "emergency"
+    emergency |= alert.alertname == "TriggerEmergencyRollback"
+    return alert.firing and emergency
+
+
+def counted_service(trigger: Trigger, settings: Settings) -> str:
+    """The service a decision is counted and indexed under: `_invalid`, `_unconfigured` or it."""
+    if trigger.unusable is not None:
+        return INVALID_SERVICE
+    return shared_index_of(trigger.service, settings) or trigger.service
+
+
+def shared_index_of(service: str, settings: Settings) -> str | None:
+    """The shared name (`_invalid`, `_unconfigured`) a service's records are kept under, if any."""
+    if service in (INVALID_SERVICE, UNCONFIGURED_SERVICE):
+        return service
+    if service in settings.services or service == settings.service_name:
+        return None
+    return UNCONFIGURED_SERVICE
 
 
 def resolve_target(trigger: Trigger, settings: Settings) -> ServiceTarget | None:

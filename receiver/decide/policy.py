@@ -30,6 +30,7 @@ from receiver.decide.checks import (
     autosync,
     blackout,
     classify,
+    counted_service,
     disabled,
     duplicate,
     no_recent_change,
@@ -149,6 +150,9 @@ def decide(trigger: Trigger, facts: Facts, settings: Settings, origin: Origin) -
         return Verdict(Decision.IGNORED, Reason.RESOLVED)
     if trigger.tier is None:
         return Verdict(Decision.IGNORED, Reason.NOT_A_TRIGGER)
+    if trigger.unusable is not None:
+        refused = Check(SkipReason.INVALID_ALERT, False, f"alert not usable: {trigger.unusable}")
+        return Verdict(Decision.SKIPPED, SkipReason.INVALID_ALERT, (refused,))
     checks: list[Check] = []
     for spec in READ_CHECKS:
         assert spec.run is not None
@@ -271,6 +275,7 @@ __all__ = [
     "Trigger",
     "Verdict",
     "classify",
+    "counted_service",
     "decide",
     "explain",
     "origins_of",

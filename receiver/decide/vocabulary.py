@@ -79,6 +79,8 @@ SAFETY_REASONS = frozenset(
         SkipReason.DISABLED,
         SkipReason.AUTOSYNC_ENABLED,
         SkipReason.NO_TARGET,
+        SkipReason.INVALID_ALERT,  # a real emergency with a junk label must reach a human
+        SkipReason.INTERNAL_ERROR,
     }
 )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 
@@ -10,8 +9,9 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from receiver import metrics
-from receiver.errors import BadRequest, PayloadTooLarge, ReceiverError, UnsupportedMediaType
+from receiver.errors import PayloadTooLarge, ReceiverError, UnsupportedMediaType
 from receiver.http.auth import check_webhook
+from receiver.intake.json_body import load_json_body
 from receiver.intake.payload import parse_message
 from receiver.pipeline import Engine
 from receiver.startup import redis_address
@@ -61,11 +61,7 @@ def _handle() -> tuple[Response, int]:
     raw = request.stream.read(MAX_BODY + 1)  # bounded, whether or not Content-Length was sent
     if len(raw) > MAX_BODY:
         raise PayloadTooLarge("payload larger than 1 MiB")
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise BadRequest("body is not valid JSON") from None
-    message = parse_message(payload)
+    message = parse_message(load_json_body(raw))
     if message.truncated_alerts > 0:
         log.warning(
             "Alertmanager truncated this delivery (max_alerts): some alerts are missing",

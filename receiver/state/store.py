@@ -147,18 +147,20 @@ class Store(Locking):
 
     # -- records -----------------------------------------------------------------------
 
-    def create_record(self, record: RollbackRecord) -> None:
-        """Store a new record and index it (newest first, Redis's clock), trimming old ones."""
+    def create_record(self, record: RollbackRecord, indexed_as: str | None = None) -> None:
+        """Store and index a new record, trimming old ones; `indexed_as` names a shared index."""
         created = self.now()
+        service_index = indexed_as or record.service
         with self.guarded():
             pipe = self.client.pipeline(transaction=True)
             pipe.set(self.key("record", record.id), record.to_json(), ex=self.retention_seconds)
             pipe.set(self.key("rstate", record.id), record.state, ex=self.retention_seconds)
-            for index in (self.key("history"), self.key("history", record.service)):
+            for index in (self.key("history"), self.key("history", service_index)):
                 pipe.zadd(index, {record.id: created})
                 pipe.zremrangebyscore(index, "-inf", created - self.retention_seconds)
                 pipe.zremrangebyrank(index, 0, -self.max_records - 1)
-            pipe.sadd(self.key("services"), record.service)
+            if indexed_as is None:
+                pipe.sadd(self.key("services"), record.service)
             pipe.execute()
 
     def get_record(self, rollback_id: str) -> RollbackRecord | None:
