@@ -242,10 +242,7 @@ class GitHubRevert(RollbackAction):
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """The branch head (once per delivery) and the path's history (once per head)."""
         repo = self._github(self.inspect_timeout).get_repo(self.repo_name)
-        # One try: inspect runs in the webhook request; in doubt the receiver does not act.
-        head = branch_head(
-            (self.api_url, self.repo_name, self.branch), lambda: self._head(repo, attempts=1)
-        )
+        head = self._delivery_head(repo)
         history = self._history_at(repo, head, attempts=1)
         self._inspected = (head, history)
         return facts_from_plan(plan_restore(job, self.path, history, STAGE), "github")
@@ -253,10 +250,12 @@ class GitHubRevert(RollbackAction):
     def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
         """The receiver's rollback commits in the path's last history page."""
         repo = self._github(self.inspect_timeout).get_repo(self.repo_name)
-        head = branch_head(
-            (self.api_url, self.repo_name, self.branch), lambda: self._head(repo, attempts=1)
-        )
-        return past_rollbacks_in(self._history_at(repo, head, attempts=1))
+        return past_rollbacks_in(self._history_at(repo, self._delivery_head(repo), attempts=1))
+
+    def _delivery_head(self, repo: Repository) -> str:
+        """The branch head, read once per delivery (one try: in doubt the receiver does not act)."""
+        key = (self.api_url, self.repo_name, self.branch)
+        return branch_head(key, lambda: self._head(repo, attempts=1))
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Write one restore commit and fast-forward the branch (or open a pull request)."""
