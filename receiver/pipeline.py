@@ -133,7 +133,7 @@ class Engine(StatusReads):
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
         facts, prep = first_facts(self.store, self.settings, trigger, origin, request), None
-        verdict = decide(trigger, facts, self.settings, origin)
+        verdict = decide(trigger, facts, self.settings, origin, every=peek)
         for _ in range(2):  # one round per costly fact
             if verdict.needs is None:
                 break
@@ -142,12 +142,13 @@ class Engine(StatusReads):
             elif verdict.needs == "target_facts" and facts.target is not None:
                 prep = self.runner.prepare(trigger, facts.target, rollback_id, request)
                 facts = inspect_target(prep, trigger, facts)
-            verdict = decide(trigger, facts, self.settings, origin)
+            verdict = decide(trigger, facts, self.settings, origin, every=peek)
         if verdict.plan is not None:
             reservation = reserve(
                 self.store, self.settings, trigger, origin, rollback_id, verdict.plan, peek
             )
-            verdict = settle(verdict, reservation)
+            snapshot = status.reservation_snapshot(self.settings, self.store, trigger.service)
+            verdict = settle(verdict, reservation, snapshot if peek else None)
         assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
         return Step(trigger, rollback_id, request, facts, verdict, prep)
 

@@ -8,6 +8,7 @@ from typing import Any
 
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
+from receiver.decide.policy import Snapshot
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
 from receiver.state.audit import recent_actions, record_action
@@ -116,6 +117,21 @@ def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str)
     except Exception as exc:
         return f"unknown: Alertmanager unreachable ({exc.__class__.__name__})"
     return note if silenced else None
+
+
+def reservation_snapshot(settings: Settings, store: Store, service: str) -> Snapshot:
+    """The reservation's state read check by check, for explain (changes nothing)."""
+    counts = store.window_counts(service)
+    last = counts["last_start"]
+    left = 0.0 if last is None else last + settings.cooldown_minutes * 60 - time.time()
+    return Snapshot(
+        locked_by=store.lock_owner(service),
+        cooldown_seconds_left=max(0.0, left),
+        last_hour=counts["hour"],
+        last_day=counts["day"],
+        running=store.held_locks(),
+        settings=settings,
+    )
 
 
 def get_record(store: Store, rollback_id: str) -> RollbackRecord:

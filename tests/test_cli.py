@@ -103,6 +103,21 @@ def test_replay_prints_every_check_of_a_stored_payload(
     assert run(url, "replay", str(tmp_path / "missing.json")).exit_code == 1
 
 
+def test_replay_prints_the_checks_after_the_first_block_too(
+    make_engine: Any, tmp_path: Path
+) -> None:
+    engine = make_engine(ROLLBACK_ENABLED="false")
+    path = tmp_path / "delivery.json"
+    path.write_text(json.dumps(shared_fixture("trigger-emergency-firing.json")))
+    with live_server(create_app(engine.settings, engine=engine, start_sweeper=False)) as url:
+        result = run(url, "replay", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].endswith(": skipped / disabled")
+    checks = [line.split()[1] for line in result.output.splitlines()[1:] if line.strip()]
+    assert checks[0] == "disabled"
+    assert {"blackout", "no_recent_change", "cooldown", "global_limit", "dry_run"} <= set(checks)
+
+
 def test_an_unreachable_receiver_exits_4_and_a_bad_token_exits_1(live: tuple[str, Any]) -> None:
     url, _ = live
     down = run("http://127.0.0.1:9", "history")

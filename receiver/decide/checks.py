@@ -88,7 +88,7 @@ class Facts:
 @dataclass(frozen=True)
 class Check:
     name: str
-    passed: bool
+    passed: bool | None  # None: not evaluated (explain, a fact that cannot be read)
     detail: str
 
 
