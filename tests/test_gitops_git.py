@@ -195,3 +195,14 @@ def test_a_missing_branch_fails_with_a_clear_error(origin: BareRepo, tmp_path: P
     with pytest.raises(ActionError) as caught:
         revert.execute(job(), ctx())
     assert "release" in caught.value.message
+
+
+def test_inspect_refuses_a_target_commit_the_repository_does_not_have(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    with pytest.raises(ActionError) as caught:
+        action(origin, tmp_path).inspect(job(target_commit="deadbeef"))
+    assert caught.value.message.startswith("target commit deadbeef does not exist in ")
+    v1 = commit_of(origin, "v1")
+    facts = action(origin, tmp_path).inspect(job(target_commit=v1[:9]))
+    assert facts.target == v1

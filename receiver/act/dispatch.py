@@ -102,15 +102,25 @@ class Dispatcher:
                 if ctx.details.get("validated") is False:
                     record.validated = False
                 else:
-                    for action in actions:
-                        if type(action).validate is not RollbackAction.validate:
-                            self._stage(
-                                record,
-                                ctx,
-                                StageName.VALIDATION,
-                                partial(action.validate, job, ctx),
-                            )
-                    record.validated = True
+                    validators = [
+                        a for a in actions if type(a).validate is not RollbackAction.validate
+                    ]
+                    for action in validators:
+                        self._stage(
+                            record,
+                            ctx,
+                            StageName.VALIDATION,
+                            partial(action.validate, job, ctx),
+                        )
+                    # Without a step that waits for the change to go live (gitops mode and
+                    # no Argo CD app) nothing was validated: say so instead of claiming it.
+                    record.validated = True if validators else None
+                    record.details["validation"] = (
+                        "validated: the change is live"
+                        if validators
+                        else "not validated: no Argo CD application to watch; the commit was "
+                        "pushed, deployment was not observed"
+                    )
                     if self.stabilize is not None:
                         fell = self.stabilize(job)
                         record.not_effective = fell is False

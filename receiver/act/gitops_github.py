@@ -222,17 +222,29 @@ class GitHubRevert(RollbackAction):
 
         return self._call(f"list commits of {self.path}", read, attempts)
 
-    def _plan(self, job: RollbackJob, repo: Repository) -> RestorePlan:
-        plan = plan_restore(job, self.path, self._history(repo), STAGE)
+    def _plan(self, job: RollbackJob, repo: Repository, attempts: int | None = None) -> RestorePlan:
+        plan = plan_restore(job, self.path, self._history(repo, attempts), STAGE)
         if job.target_commit:
-            target = self._call(
-                f"read target commit {short(job.target_commit)}",
-                lambda: repo.get_git_commit(job.target_commit or "").sha,
-            )
+            target = self._target_sha(repo, job.target_commit, attempts)
             plan = RestorePlan(
                 plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
             )
         return plan
+
+    def _target_sha(self, repo: Repository, commit: str, attempts: int | None) -> str:
+        """The full sha of a given target commit; a commit GitHub does not know is refused."""
+        try:
+            return self._call(
+                f"read target commit {short(commit)}",
+                lambda: repo.get_git_commit(commit).sha,
+                attempts,
+            )
+        except ActionError as exc:
+            if exc.details.get("github_status") in (404, 422):
+                raise ActionError(
+                    STAGE, f"target commit {commit} does not exist in {self.repo_name}"
+                ) from None
+            raise
 
     def _entry(self, repo: Repository, tree_sha: str) -> tuple[str, str, str] | None:
         """(mode, type, sha) of the path in a root tree, walking one level per component."""
@@ -260,7 +272,7 @@ class GitHubRevert(RollbackAction):
         with self._github(self.inspect_timeout) as gh:
             repo = gh.get_repo(self.repo_name)
             # One try: inspect runs in the webhook request; in doubt the receiver does not act.
-            plan = plan_restore(job, self.path, self._history(repo, attempts=1), STAGE)
+            plan = self._plan(job, repo, attempts=1)
         return facts_from_plan(plan, "github")
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
