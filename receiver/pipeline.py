@@ -2,11 +2,10 @@
 
     gather facts -> decide -> reserve -> record -> start / hold / announce
 
-`Engine` has one method per entry (an alert, an explain, a manual rollback, an
-approval). Each names where the rollback comes from (an `Origin`, which picks
-the checks that apply) and goes through `_decide` (gather, decide, reserve)
-and then records and acts. Approvals, the runner, the sweeper, status reads
-and the audit trail live in their own modules beside this one.
+`Engine` has one method per entry (an alert, an explain, a manual rollback, an approval).
+Each names where the rollback comes from (an `Origin`, which picks the checks that apply)
+and goes through `_decide` (gather, decide, reserve) and then records and acts. Approvals,
+the runner, the sweeper, status reads and the audit trail live in modules beside this one.
 """
 
 from __future__ import annotations
@@ -34,6 +33,7 @@ from receiver.records import (
 )
 from receiver.reserving import reserve
 from receiver.runner import ActionFactory, Preparation, Runner, Tell
+from receiver.state import skips
 from receiver.state.audit import record_action
 from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
@@ -76,12 +76,12 @@ class Engine(StatusReads):
 
     # -- the entries ---------------------------------------------------------------------
 
-    def handle_alert(self, alert: Alert) -> Outcome:
-        """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
+    def handle_alert(self, alert: Alert, actor: str = "alertmanager") -> Outcome:
+        """An alert from Alertmanager or `monitor` (the actor): decide it and act on it."""
         trigger = classify(alert, self.settings)
         if trigger.tier is not None and not alert.firing:
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
-        return self._act(self._decide(trigger, Origin.ALERT, new_id()), "alertmanager")
+        return self._act(self._decide(trigger, Origin.ALERT, new_id()), actor)
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -147,8 +147,7 @@ class Engine(StatusReads):
             reservation = reserve(
                 self.store, self.settings, trigger, origin, rollback_id, verdict.plan, peek
             )
-            snapshot = status.reservation_snapshot(self.settings, self.store, trigger.service)
-            verdict = settle(verdict, reservation, snapshot if peek else None)
+            verdict = settle(verdict, reservation)
         assert verdict.complete, f"decision did not converge: needs {verdict.needs}"
         return Step(trigger, rollback_id, request, facts, verdict, prep)
 
@@ -172,7 +171,9 @@ class Engine(StatusReads):
         extra["rollback_id"] = rollback_id
         if verdict.decision == Decision.SKIPPED:
             metrics.SKIPPED.labels(trigger.service, verdict.reason).inc()
-            self.store.create_record(record)
+            kept = skips.record_skip(self.store, record, None if step.request else trigger.episode)
+            if kept is not record:  # a repeat of a skipped episode, counted on its record
+                return Outcome.of(trigger, verdict, kept.id)
             log.info("rollback skipped", extra=extra)
             if verdict.escalates:
                 self.tell(event_for(record, ESCALATION))

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from receiver.config import Settings
 from receiver.decide.policy import Plan, Reservation, ReserveMode, Trigger, reservation_from
 from receiver.decide.vocabulary import Origin
 from receiver.errors import Conflict
 from receiver.state.history import State
 from receiver.state.store import Store
+from receiver.status import reservation_snapshot
 
 
 def reserve(
@@ -46,4 +49,7 @@ def reserve(
     )
     if result.reason == "not_pending":
         raise Conflict(f"rollback {rollback_id} is not pending (it is {result.detail})")
-    return reservation_from(result.reason, result.detail, settings)
+    reservation = reservation_from(result.reason, result.detail, settings)
+    if peek:  # explain shows each of the script's checks, read one by one
+        return replace(reservation, snapshot=reservation_snapshot(settings, store, trigger.service))
+    return reservation

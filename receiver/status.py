@@ -12,8 +12,11 @@ from receiver.decide.policy import Snapshot
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
 from receiver.state.audit import recent_actions, record_action
-from receiver.state.history import RollbackRecord, iso
+from receiver.state.history import RollbackRecord, State, iso
 from receiver.state.store import Store
+
+STATUS_SCAN = 100  # newest records read for `last_rollback` and `last_skip`
+RAN_STATES = frozenset({State.RUNNING, State.COMPLETED, State.FAILED, State.INTERRUPTED})
 
 
 class StatusReads:
@@ -80,7 +83,9 @@ def service_status(
     windows = settings.blackout_windows
     active = active_window(windows, now)
     upcoming = next_occurrences(windows, now, 1)
-    records = store.list_records(service, 1)
+    records = store.list_records(service, STATUS_SCAN)
+    ran = next((r for r in records if r.state in RAN_STATES), None)
+    skip = next((r for r in records if r.state == State.SKIPPED), None)
     return {
         "service": service,
         "enabled": settings.rollback_enabled,
@@ -98,7 +103,8 @@ def service_status(
             "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
             "silence": _silence_of(settings, silences, service),
         },
-        "last_rollback": records[0].to_dict() if records else None,
+        "last_rollback": ran.to_dict() if ran else None,
+        "last_skip": skip.to_dict() if skip else None,
     }
 
 

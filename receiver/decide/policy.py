@@ -49,6 +49,7 @@ class Reservation:
     reason: str  # ok | duplicate | locked | cooldown | rate_limit_hour | rate_limit_day | ...
     rollback_id: str | None = None  # the episode's original id for duplicate
     detail: str = ""
+    snapshot: Snapshot | None = None  # peek (explain): the state read check by check
 
 
 class ReserveMode(StrEnum):
@@ -230,13 +231,14 @@ def _plan(origin: Origin, facts: Facts, settings: Settings) -> Plan:
     )
 
 
-def settle(verdict: Verdict, reservation: Reservation, every: Snapshot | None = None) -> Verdict:
+def settle(verdict: Verdict, reservation: Reservation) -> Verdict:
     """The final verdict once the planned reservation answered.
 
     With a snapshot (explain) every reservation check is shown and an earlier block stays.
     """
     plan = verdict.plan
     assert plan is not None
+    every = reservation.snapshot
     if every is not None:
         shown = (*verdict.checks, *reservation_checks(plan, reservation, every), *plan.checks)
         if verdict.decision is not None:

@@ -208,6 +208,7 @@ SERVICE_STATUS_SCHEMA = {
         "limits": {"type": "object"},
         "blackout": {"type": "object"},
         "last_rollback": {"anyOf": [ref("Record"), {"type": "null"}]},
+        "last_skip": {"anyOf": [ref("Record"), {"type": "null"}]},
     },
 }
 
