@@ -11,6 +11,7 @@ from receiver.decide.blackout import active_window, next_occurrences
 from receiver.decide.policy import Snapshot
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
+from receiver.state import autosync
 from receiver.state.audit import recent_actions, record_action
 from receiver.state.history import RollbackRecord, State, iso
 from receiver.state.store import Store
@@ -59,6 +60,10 @@ class StatusReads:
         """The two Redis-backed gauges (rollback_in_progress, last transition times)."""
         return self.store.gauges(set(self.settings.services))
 
+    def autosync_disabled_apps(self) -> list[str]:
+        """Argo CD apps the receiver left with automated sync off (a Redis-backed gauge)."""
+        return sorted(autosync.disabled_apps(self.store))
+
 
 def namespace_of(settings: Settings, service: str) -> str:
     target = settings.target_for(service)
@@ -103,8 +108,24 @@ def service_status(
             "next": [iso(s.timestamp()) for s, _e, _w in upcoming],
             "silence": _silence_of(settings, silences, service),
         },
+        "argocd_autosync_disabled": _autosync_left_off(settings, store, service),
         "last_rollback": ran.to_dict() if ran else None,
         "last_skip": skip.to_dict() if skip else None,
+    }
+
+
+def _autosync_left_off(settings: Settings, store: Store, service: str) -> dict[str, Any] | None:
+    """The service's Argo CD app if the receiver turned its auto-sync off: since when, by which."""
+    target = settings.target_for(service)
+    app = target.argocd_app if target else None
+    entry = autosync.disabled_apps(store).get(app) if app else None
+    if entry is None:
+        return None
+    since = entry.get("since")
+    return {
+        "app": app,
+        "since": iso(float(since)) if isinstance(since, (int, float)) else None,
+        "rollback_id": entry.get("rollback_id"),
     }
 
 

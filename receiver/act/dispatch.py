@@ -17,6 +17,7 @@ from functools import partial
 from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob
 from receiver.errors import ActionError, LockLost, StoreUnavailable
+from receiver.state import autosync
 from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
 from receiver.state.store import Store
 from receiver.tell.base import COMPLETED, FAILED, INTERRUPTED, NOT_EFFECTIVE, Event
@@ -219,6 +220,8 @@ class Dispatcher:
 
     def _account(self, record: RollbackRecord, job: RollbackJob, seconds: float, won: bool) -> None:
         try:
+            if record.details.get("autosync_disabled") and job.target.argocd_app:
+                autosync.mark_disabled(self.store, job.target.argocd_app, record.id)
             released = self.store.release(job.service, job.rollback_id)
             if released == 0:
                 log.warning("lock was no longer ours at release", extra={"rollback_id": record.id})
