@@ -191,10 +191,37 @@ def test_status_text_shows_fields_the_receiver_adds_later(live: tuple[str, Any])
         "limits": {"per_hour": 1, "per_day": 3},
         "blackout": {"active": None, "next": [], "silence": None},
         "last_rollback": None,
-        "argocd_autosync_disabled": ["app-prod"],
+        "paused_targets": ["app-prod"],
     }
     lines = status_lines([service])
-    assert '  argocd autosync disabled ["app-prod"]' in lines
+    assert '  paused targets ["app-prod"]' in lines
+    assert "  last skip      -" in lines
+
+
+def test_status_text_says_when_auto_sync_was_left_off(live: tuple[str, Any]) -> None:
+    from receiver.cli.rendering import status_lines
+
+    service = {
+        "service": "api",
+        "argocd_autosync_disabled": {
+            "app": "api-prod",
+            "since": "2026-12-01T10:00:00Z",
+            "rollback_id": "rb-1",
+        },
+        "last_skip": {
+            "id": "rb-2",
+            "reason": "blackout",
+            "created_at": "T1",
+            "repeats": 2,
+            "last_seen_at": "T2",
+        },
+    }
+    lines = status_lines([service])
+    assert (
+        "  argo cd        auto-sync of api-prod OFF since 2026-12-01T10:00:00Z "
+        "(turned off by rb-1): re-enable it"
+    ) in lines
+    assert "  last skip      rb-2 blackout at T1, 2 repeat(s), last T2" in lines
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -34,6 +34,7 @@ STATUS_FIELDS = frozenset(
         "blackout",
         "last_rollback",
         "last_skip",
+        "argocd_autosync_disabled",
     }
 )
 
@@ -155,6 +156,15 @@ def status_lines(services: Sequence[Mapping[str, Any]]) -> list[str]:
         ]
         fields += [("blackout", line) for line in _blackout_lines(s.get("blackout") or {})]
         fields.append(("last rollback", describe_record(last) if last else "-"))
+        off = s.get("argocd_autosync_disabled")
+        if off:
+            fields.append(
+                (
+                    "argo cd",
+                    f"auto-sync of {off.get('app')} OFF since {off.get('since')} "
+                    f"(turned off by {off.get('rollback_id')}): re-enable it",
+                )
+            )
         skip = s.get("last_skip")
         fields.append(("last skip", describe_skip(skip) if skip else "-"))
         fields += [
