@@ -133,3 +133,25 @@ def test_a_target_revision_not_in_the_argocd_history_is_refused_before_answering
         )
         assert engine.wait_idle(10)
         assert len(app.history) == 3  # no rollback reached Argo CD
+
+
+def test_the_cli_prints_the_refusal_of_an_unknown_target_commit_and_exits_1(
+    start: Callable[..., tuple[Any, Engine]], github: FakeGitHub, repo: BareRepo
+) -> None:
+    from click.testing import CliRunner
+
+    from receiver.cli import main
+    from tests.support import live_server
+
+    _client, engine = start(**gitops_env(github))
+    head = repo.head()
+    with live_server(create_app(engine.settings, engine=engine, start_sweeper=False)) as url:
+        result = CliRunner().invoke(
+            main,
+            ["rollback", "--service", "api", "--target-commit", "deadbeef", "--wait"],
+            env={"RECEIVER_URL": url, "ADMIN_TOKEN": "admin-secret-token", "USER": "frank"},
+        )
+    assert result.exit_code == 1, result.output
+    assert "target commit deadbeef does not exist in acme/gitops" in result.output
+    assert "running" not in result.output
+    assert repo.head() == head
