@@ -46,7 +46,7 @@ def redis_address(settings: Settings) -> str:
 def _describe(target: ServiceTarget, settings: Settings) -> str:
     gitops = target.gitops
     where = f"{gitops.repo} path {gitops.path} branch {gitops.branch}" if gitops else "none"
-    blackout = settings.blackout_windows or "none"
+    blackout = "; ".join(w.describe() for w in settings.blackout_windows) or "none"
     return (
         f"service {target.service} (namespace {target.namespace}): gitops {where}, "
         f"argocd app {target.argocd_app or 'none'}, mode {settings.rollback_mode}, "

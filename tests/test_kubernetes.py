@@ -337,7 +337,8 @@ def test_receiver_env_is_a_valid_configuration(objects: list[dict[str, Any]]) ->
     data.update({"GITOPS_REPO": "acme/gitops", "ARGOCD_SERVER": "argocd:443"})
     settings = Settings.from_env(data)
     assert settings.dry_run is True
-    assert settings.blackout_windows == SAFETY_DEFAULTS["BLACKOUT_WINDOWS"]
+    windows = "; ".join(w.describe() for w in settings.blackout_windows)
+    assert windows == SAFETY_DEFAULTS["BLACKOUT_WINDOWS"]
     assert settings.public_url is None and settings.emergency_veto_minutes is None
 
 
