@@ -209,6 +209,21 @@ SERVICE_STATUS_SCHEMA = {
         "blackout": {"type": "object"},
         "last_rollback": {"anyOf": [ref("Record"), {"type": "null"}]},
         "last_skip": {"anyOf": [ref("Record"), {"type": "null"}]},
+        "argocd_autosync_disabled": {
+            "description": "The service's Argo CD app while the receiver left auto-sync off.",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["app"],
+                    "properties": {
+                        "app": {"type": "string"},
+                        "since": nullable("string"),
+                        "rollback_id": nullable("string"),
+                    },
+                },
+                {"type": "null"},
+            ],
+        },
     },
 }
 
