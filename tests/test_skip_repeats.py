@@ -79,3 +79,12 @@ def test_manual_refusals_are_not_folded_into_earlier_records(
         refused = client.post("/api/v1/rollbacks", headers=ADMIN, json={"service": "api"})
         assert refused.status_code == 409 and "cooldown" in refused.get_json()["error"]
     assert len(fake_store.list_records()) == 3
+
+
+def test_repeats_update_one_record_in_the_real_redis_too(
+    make_engine: Callable[..., Engine], real_store: Store
+) -> None:
+    engine = make_engine(store=real_store, BLACKOUT_WINDOWS=ALL_DAY)
+    ids = {deliver(engine, payload(alert()))["rollback_id"] for _ in range(3)}
+    (record,) = real_store.list_records()
+    assert ids == {record.id} and record.repeats == 2
