@@ -84,11 +84,15 @@ def gather(
     origin: Origin,
     rollback_id: str,
     request: ManualRequest | None,
+    every: bool = False,
 ) -> Gathered:
-    """The facts the checks ask for (cheap ones first), and the verdict they give."""
+    """The facts the checks ask for (cheap ones first), and the verdict they give.
+
+    With `every` (explain, replay) the checks after the first block are evaluated too.
+    """
     store, settings, runner = sources.store, sources.settings, sources.runner
     facts, prep = first_facts(store, settings, trigger, origin, request), None
-    verdict = decide(trigger, facts, settings, origin)
+    verdict = decide(trigger, facts, settings, origin, every=every)
     for _ in range(2):  # one round per costly fact
         if verdict.needs is None:
             break
@@ -97,7 +101,7 @@ def gather(
         elif verdict.needs == "target_facts" and facts.target is not None:
             prep = runner.prepare(trigger, facts.target, rollback_id, request)
             facts = inspect_target(prep, trigger, facts)
-        verdict = decide(trigger, facts, settings, origin)
+        verdict = decide(trigger, facts, settings, origin, every=every)
     return Gathered(trigger, rollback_id, origin, facts, verdict, prep)
 
 

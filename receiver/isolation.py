@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import replace
 from datetime import UTC, datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from receiver import metrics
 from receiver.config import Settings
@@ -28,7 +28,9 @@ from receiver.decide.vocabulary import Decision, SkipReason
 from receiver.errors import StoreUnavailable
 from receiver.intake.payload import Alert
 from receiver.intake.validity import shown_alert
-from receiver.state.history import new_id
+from receiver.state import skips
+from receiver.state.history import RollbackRecord, new_id
+from receiver.state.store import Store
 
 log = logging.getLogger("receiver.pipeline")
 StepT = TypeVar("StepT")
@@ -68,3 +70,12 @@ def skip_on_error(
     verdict = Verdict(Decision.SKIPPED, SkipReason.INTERNAL_ERROR, (check,))
     facts = Facts(datetime.now(UTC))
     return make_step(failed_trigger(alert, settings), new_id(), None, facts, verdict, None)
+
+
+def keep_skip(
+    store: Store, settings: Settings, step: Any, record: RollbackRecord
+) -> RollbackRecord:
+    """Count a skip and write its record, or count it on the episode's earlier same-reason skip."""
+    indexed_as = count_skip(step.trigger, step.verdict.reason, settings)
+    episode = None if step.request else step.trigger.episode
+    return skips.record_skip(store, record, episode, indexed_as)

@@ -103,6 +103,17 @@ def render_gauges(in_progress: dict[str, int], transitions: dict[tuple[str, str]
     return ("\n".join(lines) + "\n").encode()
 
 
+def render_autosync_gauge(apps: Iterable[str]) -> bytes:
+    """Text format for `rollback_argocd_autosync_disabled{app}` (from the store)."""
+    lines = [
+        "# HELP rollback_argocd_autosync_disabled 1 while an Argo CD app's automated sync is off "
+        "because the receiver turned it off (ARGOCD_DISABLE_AUTOSYNC; from the store)",
+        "# TYPE rollback_argocd_autosync_disabled gauge",
+    ]
+    lines += [f'rollback_argocd_autosync_disabled{{app="{_escape(a)}"}} 1' for a in sorted(apps)]
+    return ("\n".join(lines) + "\n").encode()
+
+
 def render_process_metrics() -> bytes:
     """Counters and histograms: all workers' under multiprocess mode, else this process's."""
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):

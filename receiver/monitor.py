@@ -234,7 +234,7 @@ def run_once(
             outcomes.append(base)  # another deployment's service: not ours to decide
             continue
         try:
-            outcome = engine.handle_alert(alert)
+            outcome = engine.handle_alert(alert, actor="monitor")
         except ReceiverError as exc:
             error = exc.message
             break

@@ -24,7 +24,7 @@ from receiver.decide.vocabulary import Decision, Origin, Reason, SkipReason
 from receiver.errors import Conflict, StoreUnavailable
 from receiver.gathering import Gathered, SilenceCheck, Step, gather, gather_all
 from receiver.intake.payload import Alert
-from receiver.isolation import count_skip, skip_on_error
+from receiver.isolation import count_skip, keep_skip, skip_on_error
 from receiver.records import (
     ManualRequest,
     Outcome,
@@ -72,15 +72,17 @@ class Engine(StatusReads):
             gathered = gather_all(alerts, self.settings, self._gather)
             return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
 
-    def handle_alert(self, alert: Alert, gathered: Gathered | None = None) -> Outcome:
-        """An alert from Alertmanager or `monitor`: decide it and act on the decision."""
+    def handle_alert(
+        self, alert: Alert, gathered: Gathered | None = None, actor: str = "alertmanager"
+    ) -> Outcome:
+        """An alert from Alertmanager or `monitor` (the actor): decide it and act on it."""
         try:  # an error deciding one alert skips that alert alone, as `internal_error`
             trigger = gathered.trigger if gathered else classify(alert, self.settings)
             approvals.cancel_on_resolve(self.store, self.tell, trigger)
             gathered = gathered or self._gather(trigger, Origin.ALERT, new_id(), None)
-            return self._act(self._reserve(gathered, None, False, "alertmanager"), "alertmanager")
+            return self._act(self._reserve(gathered, None, False, actor), actor)
         except Exception as exc:
-            return self._act(skip_on_error(exc, alert, self.settings, Step), "alertmanager")
+            return self._act(skip_on_error(exc, alert, self.settings, Step), actor)
 
     def explain(self, alert: Alert) -> Outcome:
         """Every check an alert would go through, with its result; acts on nothing."""
@@ -134,7 +136,7 @@ class Engine(StatusReads):
         actor: str = "receiver",
     ) -> Step:
         """Gather the facts the checks ask for, decide, and make the reservation planned."""
-        gathered = self._gather(trigger, origin, rollback_id, request)
+        gathered = self._gather(trigger, origin, rollback_id, request, every=peek)
         return self._reserve(gathered, request, peek, actor)
 
     def _reserve(self, g: Gathered, request: ManualRequest | None, peek: bool, actor: str) -> Step:
@@ -171,9 +173,9 @@ class Engine(StatusReads):
         )
         extra["rollback_id"] = rollback_id
         if verdict.decision == Decision.SKIPPED:
-            indexed_as = count_skip(trigger, verdict.reason, self.settings)
-            if not recorded:
-                self.store.create_record(record, indexed_as)
+            kept = record if recorded else keep_skip(self.store, self.settings, step, record)
+            if kept is not record:  # a repeat of a skipped episode, counted on its record
+                return Outcome.of(trigger, verdict, kept.id)
             log.info("rollback skipped", extra=extra)
             announce_skip(self.tell, trigger.tier, verdict.escalates, record)
         elif verdict.decision == Decision.PENDING_APPROVAL:

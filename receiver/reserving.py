@@ -6,7 +6,7 @@ deadlines and index entries), so a reserved slot or a claimed episode never lack
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from receiver import approvals
 from receiver.config import ServiceTarget, Settings
@@ -27,6 +27,7 @@ from receiver.redaction import redact_userinfo
 from receiver.state.history import RollbackRecord, State
 from receiver.state.locking import NewRecord, SafetyTarget
 from receiver.state.store import Store
+from receiver.status import reservation_snapshot
 
 
 def safety_targets(target: ServiceTarget | None) -> tuple[SafetyTarget, ...]:
@@ -96,7 +97,10 @@ def reserve(
     )
     if result.reason == "not_pending":
         raise Conflict(f"rollback {rollback_id} is not pending (it is {result.detail})")
-    return reservation_from(result.reason, result.detail, settings, result.target)
+    reservation = reservation_from(result.reason, result.detail, settings, result.target)
+    if peek:  # explain shows each of the script's checks, read one by one
+        return replace(reservation, snapshot=reservation_snapshot(settings, store, trigger.service))
+    return reservation
 
 
 @dataclass(frozen=True)

@@ -9,11 +9,16 @@ from receiver.act.shared_reads import delivery_scope, shared_read
 from receiver.config import Settings
 from receiver.decide.blackout import active_window, next_occurrences
 from receiver.decide.checks import shared_index_of
+from receiver.decide.policy import Snapshot
 from receiver.errors import NotFound
 from receiver.gathering import SilenceCheck
+from receiver.state import autosync
 from receiver.state.audit import recent_actions, record_action
-from receiver.state.history import RollbackRecord, iso
+from receiver.state.history import RollbackRecord, State, iso
 from receiver.state.store import Store
+
+STATUS_SCAN = 100  # newest records read for `last_rollback` and `last_skip`
+RAN_STATES = frozenset({State.RUNNING, State.COMPLETED, State.FAILED, State.INTERRUPTED})
 
 
 class StatusReads:
@@ -68,6 +73,10 @@ class StatusReads:
         """The two Redis-backed gauges (rollback_in_progress, last transition times)."""
         return self.store.gauges(set(self.settings.services))
 
+    def autosync_disabled_apps(self) -> list[str]:
+        """Argo CD apps the receiver left with automated sync off (a Redis-backed gauge)."""
+        return sorted(autosync.disabled_apps(self.store))
+
 
 def namespace_of(settings: Settings, service: str) -> str:
     target = settings.target_for(service)
@@ -89,7 +98,9 @@ def service_status(
     if last is not None:
         cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - counts["now"])
     active, upcoming = shared_read(("blackout-windows",), lambda: _windows_now(settings))
-    records = store.list_records(service, 1)
+    records = store.list_records(service, STATUS_SCAN)
+    ran = next((r for r in records if r.state in RAN_STATES), None)
+    skip = next((r for r in records if r.state == State.SKIPPED), None)
     return {
         "service": service,
         "enabled": settings.rollback_enabled,
@@ -107,7 +118,24 @@ def service_status(
             "next": upcoming,
             "silence": _silence_of(settings, silences, service),
         },
-        "last_rollback": records[0].to_dict() if records else None,
+        "argocd_autosync_disabled": _autosync_left_off(settings, store, service),
+        "last_rollback": ran.to_dict() if ran else None,
+        "last_skip": skip.to_dict() if skip else None,
+    }
+
+
+def _autosync_left_off(settings: Settings, store: Store, service: str) -> dict[str, Any] | None:
+    """The service's Argo CD app if the receiver turned its auto-sync off: since when, by which."""
+    target = settings.target_for(service)
+    app = target.argocd_app if target else None
+    entry = autosync.disabled_apps(store).get(app) if app else None
+    if entry is None:
+        return None
+    since = entry.get("since")
+    return {
+        "app": app,
+        "since": iso(float(since)) if isinstance(since, (int, float)) else None,
+        "rollback_id": entry.get("rollback_id"),
     }
 
 
@@ -134,6 +162,21 @@ def _silence_of(settings: Settings, silences: SilenceCheck | None, service: str)
     except Exception as exc:
         return f"unknown: Alertmanager unreachable ({exc.__class__.__name__})"
     return note if silenced else None
+
+
+def reservation_snapshot(settings: Settings, store: Store, service: str) -> Snapshot:
+    """The reservation's state read check by check, for explain (changes nothing)."""
+    counts = store.window_counts(service)
+    last = counts["last_start"]
+    left = 0.0 if last is None else last + settings.cooldown_minutes * 60 - counts["now"]
+    return Snapshot(
+        locked_by=store.lock_owner(service),
+        cooldown_seconds_left=max(0.0, left),
+        last_hour=counts["hour"],
+        last_day=counts["day"],
+        running=store.held_locks(),
+        settings=settings,
+    )
 
 
 def get_record(store: Store, rollback_id: str) -> RollbackRecord:

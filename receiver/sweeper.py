@@ -6,9 +6,12 @@ import logging
 import threading
 
 from receiver import approvals, metrics
+from receiver.act.factory import argocd_client
+from receiver.clients.argocd import ArgoCDError
 from receiver.decide.vocabulary import SkipReason
 from receiver.errors import Conflict, NotFound, ReceiverError
 from receiver.pipeline import Engine
+from receiver.state import autosync
 from receiver.state.history import StageName, State, iso
 from receiver.tell.base import INTERRUPTED
 from receiver.tell.events import event_for
@@ -49,7 +52,37 @@ def sweep_once(engine: Engine) -> dict[str, int]:
             counts["expired"] += 1
         except (Conflict, NotFound):
             pass
+    recheck_autosync(engine)
     return counts
+
+
+AUTOSYNC_RECHECK_SECONDS = 60
+AUTOSYNC_RECHECK_MAX_APPS = 50  # Argo CD reads per recheck, bounded
+
+
+def recheck_autosync(engine: Engine) -> list[str]:
+    """Forget the apps whose automated sync is on again; once a minute across replicas."""
+    store, settings = engine.store, engine.settings
+    apps = autosync.disabled_apps(store)
+    if not apps or not settings.argocd_server:
+        return []
+    if not store.claim_once("autosync-recheck", AUTOSYNC_RECHECK_SECONDS):
+        return []
+    client = argocd_client(settings)
+    reenabled = []
+    for app in sorted(apps)[:AUTOSYNC_RECHECK_MAX_APPS]:
+        try:
+            on = client.get_app(app, timeout=5.0, attempts=1).autosync
+        except ArgoCDError as exc:
+            log.warning(
+                "cannot read Argo CD app to recheck auto-sync",
+                extra={"app": app, "error": str(exc)},
+            )
+            continue
+        if on and autosync.clear(store, app):
+            log.info("Argo CD auto-sync is on again", extra={"app": app})
+            reenabled.append(app)
+    return reenabled
 
 
 def _interrupt(engine: Engine, service: str, rollback_id: str) -> int:

@@ -158,8 +158,53 @@ def test_explain_runs_every_check_and_acts_on_nothing(
         content_type="application/json",
     ).get_json()["alerts"][0]
     assert blocked["reason"] == "cooldown"
-    assert blocked["checks"][-1] == {
-        "check": "cooldown",
-        "passed": False,
-        "detail": blocked["checks"][-1]["detail"],
+    by_name = {c["check"]: c for c in blocked["checks"]}
+    assert by_name["cooldown"]["passed"] is False and "s left" in by_name["cooldown"]["detail"]
+    # Every check after the first block is still evaluated and shown.
+    names = [c["check"] for c in blocked["checks"]]
+    assert names[names.index("cooldown") :] == [
+        "cooldown",
+        "rate_limit_hour",
+        "rate_limit_day",
+        "global_limit",
+        "approval",
+        "dry_run",
+    ]
+    assert by_name["rate_limit_hour"]["passed"] is False  # 1 in the last hour, MAX 1
+    assert by_name["locked"]["passed"] is True and by_name["global_limit"]["passed"] is True
+
+
+def test_explain_evaluates_the_checks_after_a_blackout_blocks(
+    make_engine: Any, admin: dict[str, str], backend: Backend
+) -> None:
+    engine = make_engine(BLACKOUT_WINDOWS="Mon-Sun 00:00-23:59 UTC")
+    backend.already_rolled_back = True
+    client = create_app(engine.settings, engine=engine, start_sweeper=False).test_client()
+    (answer,) = client.post("/api/v1/explain", headers=admin, json=payload(alert())).get_json()[
+        "alerts"
+    ]
+    assert answer["decision"] == "skipped" and answer["reason"] == "blackout"
+    by_name = {c["check"]: c for c in answer["checks"]}
+    assert by_name["blackout"]["passed"] is False
+    assert by_name["already_rolled_back"]["passed"] is False  # shown, though blackout decided
+    assert by_name["no_recent_change"]["passed"] is True
+    assert {"locked", "cooldown", "global_limit", "dry_run"} <= set(by_name)
+    assert backend.executed() == [] and engine.store.list_records() == []
+
+
+def test_explain_says_not_evaluated_when_there_is_no_target_to_inspect(
+    make_engine: Any, admin: dict[str, str]
+) -> None:
+    engine = make_engine(GITOPS_REPO="", GITOPS_PATH="")
+    client = create_app(engine.settings, engine=engine, start_sweeper=False).test_client()
+    (answer,) = client.post("/api/v1/explain", headers=admin, json=payload(alert())).get_json()[
+        "alerts"
+    ]
+    assert answer["reason"] == "no_target"
+    by_name = {c["check"]: c for c in answer["checks"]}
+    assert by_name["already_rolled_back"] == {
+        "check": "already_rolled_back",
+        "passed": None,
+        "detail": "not evaluated: no GitOps repo or Argo CD app configured for api",
     }
+    assert by_name["blackout"]["passed"] is True and "cooldown" in by_name

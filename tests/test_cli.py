@@ -103,6 +103,21 @@ def test_replay_prints_every_check_of_a_stored_payload(
     assert run(url, "replay", str(tmp_path / "missing.json")).exit_code == 1
 
 
+def test_replay_prints_the_checks_after_the_first_block_too(
+    make_engine: Any, tmp_path: Path
+) -> None:
+    engine = make_engine(ROLLBACK_ENABLED="false")
+    path = tmp_path / "delivery.json"
+    path.write_text(json.dumps(shared_fixture("trigger-emergency-firing.json")))
+    with live_server(create_app(engine.settings, engine=engine, start_sweeper=False)) as url:
+        result = run(url, "replay", str(path))
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0].endswith(": skipped / disabled")
+    checks = [line.split()[1] for line in result.output.splitlines()[1:] if line.strip()]
+    assert checks[0] == "disabled"
+    assert {"blackout", "no_recent_change", "cooldown", "global_limit", "dry_run"} <= set(checks)
+
+
 def test_an_unreachable_receiver_exits_4_and_a_bad_token_exits_1(live: tuple[str, Any]) -> None:
     url, _ = live
     down = run("http://127.0.0.1:9", "history")
@@ -176,10 +191,37 @@ def test_status_text_shows_fields_the_receiver_adds_later(live: tuple[str, Any])
         "limits": {"per_hour": 1, "per_day": 3},
         "blackout": {"active": None, "next": [], "silence": None},
         "last_rollback": None,
-        "argocd_autosync_disabled": ["app-prod"],
+        "paused_targets": ["app-prod"],
     }
     lines = status_lines([service])
-    assert '  argocd autosync disabled ["app-prod"]' in lines
+    assert '  paused targets ["app-prod"]' in lines
+    assert "  last skip      -" in lines
+
+
+def test_status_text_says_when_auto_sync_was_left_off(live: tuple[str, Any]) -> None:
+    from receiver.cli.rendering import status_lines
+
+    service = {
+        "service": "api",
+        "argocd_autosync_disabled": {
+            "app": "api-prod",
+            "since": "2026-12-01T10:00:00Z",
+            "rollback_id": "rb-1",
+        },
+        "last_skip": {
+            "id": "rb-2",
+            "reason": "blackout",
+            "created_at": "T1",
+            "repeats": 2,
+            "last_seen_at": "T2",
+        },
+    }
+    lines = status_lines([service])
+    assert (
+        "  argo cd        auto-sync of api-prod OFF since 2026-12-01T10:00:00Z "
+        "(turned off by rb-1): re-enable it"
+    ) in lines
+    assert "  last skip      rb-2 blackout at T1, 2 repeat(s), last T2" in lines
 
 
 # -- history ------------------------------------------------------------------------------------

@@ -208,3 +208,14 @@ def test_past_rollbacks_are_the_commits_with_the_receivers_trailers() -> None:
     (past,) = past_rollbacks_in(history)
     assert (past.rolled_back_from, past.restored, past.at) == ("b" * 40, "c" * 40, 200.0)
     assert past.rollback_id == "rb-0001"
+
+
+def test_inspect_refuses_a_target_commit_the_repository_does_not_have(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    with pytest.raises(ActionError) as caught:
+        action(origin, tmp_path).inspect(job(target_commit="deadbeef"))
+    assert caught.value.message.startswith("target commit deadbeef does not exist in ")
+    v1 = commit_of(origin, "v1")
+    facts = action(origin, tmp_path).inspect(job(target_commit=v1[:9]))
+    assert facts.target == v1

@@ -26,6 +26,7 @@ from receiver.monitor import (
     as_delivered,
     is_firing_trigger,
     label_fingerprint,
+    run_forever,
     run_once,
 )
 from receiver.pipeline import Engine
@@ -469,3 +470,32 @@ def test_monitor_without_once_loops_until_sigterm(
             if proc.poll() is None:
                 proc.kill()
                 proc.wait(10)
+
+
+def test_a_still_firing_skipped_alert_gets_one_record_however_often_it_is_evaluated(
+    prometheus: PrometheusClient, make_engine: Callable[..., Engine], backend: Backend
+) -> None:
+    engine = make_engine(BLACKOUT_WINDOWS="Mon-Sun 00:00-23:59 UTC")
+    stop, rounds = threading.Event(), []
+
+    def report(result: Any) -> None:
+        rounds.append(result)
+        if len(rounds) >= 4:
+            stop.set()
+
+    loop = threading.Thread(target=run_forever, args=(engine, prometheus, 0.1, stop, report))
+    loop.start()
+    loop.join(timeout=30)
+    stop.set()
+    assert not loop.is_alive() and len(rounds) >= 4
+    api = [o for r in rounds for o in r.outcomes if o.service == "api"]
+    assert {(o.decision, o.reason) for o in api} == {("skipped", "blackout")}
+    assert len({o.rollback_id for o in api}) == 1
+    records = engine.store.list_records("api")
+    assert [r.id for r in records] == [api[0].rollback_id]
+    assert records[0].repeats == len(api) - 1 and records[0].actor == "monitor"
+    # The blackout over (a replica without it), the next evaluation is decided afresh.
+    after = run_once(make_engine(), prometheus)
+    (fresh,) = [o for o in after.outcomes if o.service == "api"]
+    assert (fresh.decision, fresh.reason, fresh.final_state) == ("rollback", "passed", "completed")
+    assert engine.store.get_record(fresh.rollback_id).actor == "monitor"

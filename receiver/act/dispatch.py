@@ -17,6 +17,7 @@ from functools import partial
 from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob
 from receiver.errors import ActionError, LockLost, StoreUnavailable
+from receiver.state import autosync
 from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
 from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
@@ -128,16 +129,26 @@ class Dispatcher:
                 if ctx.details.get("validated") is False:
                     record.validated = False
                 else:
-                    for action in actions:
-                        if type(action).validate is not RollbackAction.validate:
-                            self._stage(
-                                record,
-                                ctx,
-                                StageName.VALIDATION,
-                                partial(action.validate, job, ctx),
-                                job,
-                            )
-                    record.validated = True
+                    validators = [
+                        a for a in actions if type(a).validate is not RollbackAction.validate
+                    ]
+                    for action in validators:
+                        self._stage(
+                            record,
+                            ctx,
+                            StageName.VALIDATION,
+                            partial(action.validate, job, ctx),
+                            job,
+                        )
+                    # Without a step that waits for the change to go live (gitops mode and
+                    # no Argo CD app) nothing was validated: say so instead of claiming it.
+                    record.validated = True if validators else None
+                    record.details["validation"] = (
+                        "validated: the change is live"
+                        if validators
+                        else "not validated: no Argo CD application to watch; the commit was "
+                        "pushed, deployment was not observed"
+                    )
                     if self.stabilize is not None:
                         record.details["validated_at"] = iso()
                         self._save(record)  # readers see when the judged traffic starts
@@ -293,6 +304,8 @@ class Dispatcher:
         if wrote_externally(details):
             self._remember(record, job)  # again: Redis may have lost it since the write
         try:
+            if record.details.get("autosync_disabled") and job.target.argocd_app:
+                autosync.mark_disabled(self.store, job.target.argocd_app, record.id)
             released = self.store.release(job.service, job.rollback_id)
             if released == 0:
                 log.warning("lock was no longer ours at release", extra={"rollback_id": record.id})

@@ -27,6 +27,7 @@ from github import Auth, Github, GithubException
 from receiver import metrics
 from receiver.act.gitops_common import HISTORY_DEPTH
 from receiver.act.shared_reads import shared_read
+from receiver.errors import ActionError
 
 log = logging.getLogger("receiver.github")
 
@@ -206,3 +207,21 @@ def walk_entry(call: Callable[..., Any], repo: Any, path: str, tree_sha: str) ->
             return None
         current = found.sha
     return None
+
+
+def target_sha(call: Any, repo: Any, repo_name: str, commit: str, attempts: int | None) -> str:
+    """The full sha of a given target commit; a commit GitHub does not know is refused."""
+    try:
+        return str(
+            call(
+                f"read target commit {commit[:12]}",
+                lambda: repo.get_git_commit(commit).sha,
+                attempts,
+            )
+        )
+    except ActionError as exc:
+        if exc.details.get("github_status") in (404, 422):
+            raise ActionError(
+                "gitops", f"target commit {commit} does not exist in {repo_name}"
+            ) from None
+        raise

@@ -254,7 +254,26 @@ class GitRevert(RollbackAction):
                 history = self._history(self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
-        return facts_from_plan(plan_restore(job, self.path, history, STAGE), "git")
+            plan = plan_restore(job, self.path, history, STAGE)
+            if job.target_commit:
+                plan = RestorePlan(
+                    plan.rolled_back_from,
+                    self._target_sha(job.target_commit, self.inspect_timeout),
+                    plan.last_change_at,
+                    plan.already_rolled_back,
+                )
+        return facts_from_plan(plan, "git")
+
+    def _target_sha(self, commit: str, timeout: float) -> str:
+        """The full sha of a given target commit; one the fetched repository lacks is refused."""
+        try:
+            return self._git(
+                "rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", timeout=timeout
+            )
+        except GitCommandError:
+            raise ActionError(
+                STAGE, f"target commit {commit} does not exist in {redact(self.url)}"
+            ) from None
 
     def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
         """The receiver's rollback commits in the path's recent history."""
@@ -274,13 +293,7 @@ class GitRevert(RollbackAction):
                 self._fetch(timeout)
                 plan = plan_restore(job, self.path, self._history(timeout), STAGE)
                 if job.target_commit:
-                    target = self._git(
-                        "rev-parse",
-                        "--verify",
-                        "--quiet",
-                        f"{job.target_commit}^{{commit}}",
-                        timeout=timeout,
-                    )
+                    target = self._target_sha(job.target_commit, timeout)
                     plan = RestorePlan(
                         plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
                     )

@@ -39,6 +39,7 @@ from receiver.act.github_client import (
     message_of,
     rate_limit_wait,
     shared_github,
+    target_sha,
     walk_entry,
 )
 from receiver.act.gitops_common import (
@@ -205,7 +206,9 @@ class GitHubRevert(RollbackAction):
 
         return self._call(f"list commits of {self.path}", read, attempts)
 
-    def _plan(self, job: RollbackJob, repo: Repository) -> tuple[str, RestorePlan]:
+    def _plan(
+        self, job: RollbackJob, repo: Repository, attempts: int | None = None
+    ) -> tuple[str, RestorePlan]:
         """The head the plan was made at, and the plan (inspect's, when it ran)."""
         if self._inspected is not None:
             head, history = self._inspected
@@ -214,10 +217,7 @@ class GitHubRevert(RollbackAction):
             history = self._history_at(repo, head)
         plan = plan_restore(job, self.path, history, STAGE)
         if job.target_commit:
-            target = self._call(
-                f"read target commit {short(job.target_commit)}",
-                lambda: repo.get_git_commit(job.target_commit or "").sha,
-            )
+            target = target_sha(self._call, repo, self.repo_name, job.target_commit, attempts)
             plan = RestorePlan(
                 plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
             )
@@ -243,9 +243,8 @@ class GitHubRevert(RollbackAction):
         """The branch head (once per delivery) and the path's history (once per head)."""
         repo = self._github(self.inspect_timeout).get_repo(self.repo_name)
         head = self._delivery_head(repo)
-        history = self._history_at(repo, head, attempts=1)
-        self._inspected = (head, history)
-        return facts_from_plan(plan_restore(job, self.path, history, STAGE), "github")
+        self._inspected = (head, self._history_at(repo, head, attempts=1))
+        return facts_from_plan(self._plan(job, repo, attempts=1)[1], "github")
 
     def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
         """The receiver's rollback commits in the path's last history page."""

@@ -33,6 +33,8 @@ STATUS_FIELDS = frozenset(
         "limits",
         "blackout",
         "last_rollback",
+        "last_skip",
+        "argocd_autosync_disabled",
     }
 )
 
@@ -78,6 +80,13 @@ def describe_record(record: Mapping[str, Any]) -> str:
         f"({record.get('reason', '-')}) from {live_before(record)} to {restores(record)} "
         f"by {record.get('actor', '-')}"
     )
+
+
+def describe_skip(record: Mapping[str, Any]) -> str:
+    """One line for the newest skip: its reason, when, and how often it repeated since."""
+    repeats = int(record.get("repeats") or 0)
+    seen = f", {repeats} repeat(s), last {record.get('last_seen_at')}" if repeats else ""
+    return f"{record['id']} {record.get('reason', '-')} at {record.get('created_at')}{seen}"
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
@@ -147,6 +156,17 @@ def status_lines(services: Sequence[Mapping[str, Any]]) -> list[str]:
         ]
         fields += [("blackout", line) for line in _blackout_lines(s.get("blackout") or {})]
         fields.append(("last rollback", describe_record(last) if last else "-"))
+        off = s.get("argocd_autosync_disabled")
+        if off:
+            fields.append(
+                (
+                    "argo cd",
+                    f"auto-sync of {off.get('app')} OFF since {off.get('since')} "
+                    f"(turned off by {off.get('rollback_id')}): re-enable it",
+                )
+            )
+        skip = s.get("last_skip")
+        fields.append(("last skip", describe_skip(skip) if skip else "-"))
         fields += [
             (key.replace("_", " "), json.dumps(value, sort_keys=True))
             for key, value in sorted(s.items())

@@ -170,7 +170,7 @@ class Facts:
 @dataclass(frozen=True)
 class Check:
     name: str
-    passed: bool
+    passed: bool | None  # None: not evaluated (explain, a fact that cannot be read)
     detail: str
 
 
@@ -277,4 +277,6 @@ def autosync(t: Trigger, f: Facts, s: Settings) -> Check:
             or "Argo CD auto-sync is on and refuses a rollback; set ARGOCD_DISABLE_AUTOSYNC=true "
             "or use ROLLBACK_MODE=both",
         )
+    if "argocd_autosync" not in facts.details:  # no Argo CD step in this rollback
+        return Check("autosync_enabled", True, "no Argo CD action in this rollback: not consulted")
     return Check("autosync_enabled", True, "Argo CD accepts the action")

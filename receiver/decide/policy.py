@@ -53,6 +53,7 @@ class Reservation:
     reason: str  # ok | duplicate | locked | cooldown | rate_limit_hour | rate_limit_day | ...
     rollback_id: str | None = None  # the episode's original id for duplicate
     detail: str = ""
+    snapshot: Snapshot | None = None  # peek (explain): the state read check by check
 
 
 class ReserveMode(StrEnum):
@@ -144,8 +145,13 @@ def origins_of(check: str) -> frozenset[Origin]:
     raise KeyError(check)
 
 
-def decide(trigger: Trigger, facts: Facts, settings: Settings, origin: Origin) -> Verdict:
-    """Run the read-only checks in the contract's order; the first that blocks gives the reason."""
+def decide(
+    trigger: Trigger, facts: Facts, settings: Settings, origin: Origin, every: bool = False
+) -> Verdict:
+    """Run the read-only checks in the contract's order; the first that blocks gives the reason.
+
+    With `every` (explain, replay) the checks after the first block run too.
+    """
     if not trigger.alert.firing:
         return Verdict(Decision.IGNORED, Reason.RESOLVED)
     if trigger.tier is None:
@@ -154,6 +160,7 @@ def decide(trigger: Trigger, facts: Facts, settings: Settings, origin: Origin) -
         refused = Check(SkipReason.INVALID_ALERT, False, f"alert not usable: {trigger.unusable}")
         return Verdict(Decision.SKIPPED, SkipReason.INVALID_ALERT, (refused,))
     checks: list[Check] = []
+    blocked: Check | None = None
     for spec in READ_CHECKS:
         assert spec.run is not None
         if origin not in spec.origins:
@@ -162,12 +169,36 @@ def decide(trigger: Trigger, facts: Facts, settings: Settings, origin: Origin) -
         try:
             check = spec.run(trigger, facts, settings)
         except NeedFact as need:
-            return Verdict(None, "", tuple(checks), needs=need.fact)
+            why = _unreadable(need.fact, facts) if blocked is not None else None
+            if why is None:
+                return Verdict(None, "", tuple(checks), needs=need.fact)
+            check = Check(spec.name, None, f"not evaluated: {why}")
+        if spec.name in TARGET_FACT_CHECKS and facts.target_error and blocked is not None:
+            check = Check(spec.name, None, f"not evaluated: {facts.target_error}")
         checks.append(check)
-        if not check.passed:
-            duplicate_id = facts.duplicate_of if check.name == SkipReason.DUPLICATE else None
-            return Verdict(Decision.SKIPPED, check.name, tuple(checks), rollback_id=duplicate_id)
-    return Verdict(None, "", tuple(checks), plan=_plan(origin, facts, settings))
+        if check.passed is False and blocked is None:
+            blocked = check
+            if not every:
+                break
+    if blocked is None:
+        return Verdict(None, "", tuple(checks), plan=_plan(origin, facts, settings))
+    duplicate_id = facts.duplicate_of if blocked.name == SkipReason.DUPLICATE else None
+    plan = _plan(origin, facts, settings) if every else None
+    return Verdict(
+        Decision.SKIPPED, blocked.name, tuple(checks), plan=plan, rollback_id=duplicate_id
+    )
+
+
+TARGET_FACT_CHECKS = frozenset(
+    {SkipReason.ALREADY_ROLLED_BACK, SkipReason.NO_RECENT_CHANGE, SkipReason.AUTOSYNC_ENABLED}
+)
+
+
+def _unreadable(fact: str, facts: Facts) -> str | None:
+    """Why a fact cannot be gathered after an earlier block, or None when it can."""
+    if fact == "target_facts" and facts.target is None:
+        return "no rollback target to inspect"
+    return None
 
 
 def _plan(origin: Origin, facts: Facts, settings: Settings) -> Plan:
@@ -208,9 +239,22 @@ def _plan(origin: Origin, facts: Facts, settings: Settings) -> Plan:
 
 
 def settle(verdict: Verdict, reservation: Reservation) -> Verdict:
-    """The final verdict once the planned reservation answered."""
+    """The final verdict once the planned reservation answered.
+
+    With a snapshot (explain) every reservation check is shown and an earlier block stays.
+    """
     plan = verdict.plan
     assert plan is not None
+    every = reservation.snapshot
+    if every is not None:
+        shown = (*verdict.checks, *reservation_checks(plan, reservation, every), *plan.checks)
+        if verdict.decision is not None:
+            return Verdict(verdict.decision, verdict.reason, shown, rollback_id=verdict.rollback_id)
+        if reservation.reason != "ok":
+            return Verdict(
+                Decision.SKIPPED, reservation.reason, shown, rollback_id=reservation.rollback_id
+            )
+        return Verdict(plan.decision, plan.reason, shown)
     if reservation.reason != "ok":
         blocked = Check(reservation.reason, False, reservation.detail or reservation.reason)
         return Verdict(
@@ -221,6 +265,60 @@ def settle(verdict: Verdict, reservation: Reservation) -> Verdict:
         )
     passed = Check("reservation", True, "lock, cooldown and rate limits passed")
     return Verdict(plan.decision, plan.reason, (*verdict.checks, passed, *plan.checks))
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A read of the reservation's state, to show each of its checks (explain)."""
+
+    locked_by: str | None
+    cooldown_seconds_left: float
+    last_hour: int
+    last_day: int
+    running: int
+    settings: Settings
+
+
+def reservation_checks(plan: Plan, reservation: Reservation, snap: Snapshot) -> list[Check]:
+    """Each reservation check; the one the atomic script blocked on keeps its answer."""
+    s = snap.settings
+    results = {
+        SkipReason.LOCKED: (
+            snap.locked_by is None,
+            f"locked by {snap.locked_by}" if snap.locked_by else "no rollback holds the lock",
+        ),
+        SkipReason.COOLDOWN: (
+            snap.cooldown_seconds_left <= 0,
+            f"cooldown: {int(snap.cooldown_seconds_left)} s left"
+            if snap.cooldown_seconds_left > 0
+            else f"no rollback in the last COOLDOWN_MINUTES={s.cooldown_minutes}",
+        ),
+        SkipReason.RATE_LIMIT_HOUR: (
+            snap.last_hour < s.max_rollbacks_per_hour,
+            f"{snap.last_hour} rollback(s) in the last hour "
+            f"(MAX_ROLLBACKS_PER_HOUR={s.max_rollbacks_per_hour})",
+        ),
+        SkipReason.RATE_LIMIT_DAY: (
+            snap.last_day < s.max_rollbacks_per_day,
+            f"{snap.last_day} rollback(s) in the last day "
+            f"(MAX_ROLLBACKS_PER_DAY={s.max_rollbacks_per_day})",
+        ),
+        SkipReason.GLOBAL_LIMIT: (
+            snap.running < s.max_concurrent_rollbacks,
+            f"{snap.running} rollback(s) running "
+            f"(MAX_CONCURRENT_ROLLBACKS={s.max_concurrent_rollbacks})",
+        ),
+    }
+    checks = []
+    for spec in RESERVATION_CHECKS:
+        if reservation.reason == spec.name:
+            checks.append(Check(spec.name, False, reservation.detail or spec.name))
+        elif plan.force and spec.name not in (SkipReason.LOCKED, SkipReason.GLOBAL_LIMIT):
+            checks.append(Check(spec.name, True, "does not apply: forced"))
+        else:
+            passed, detail = results[spec.name]
+            checks.append(Check(spec.name, passed, detail))
+    return checks
 
 
 def reservation_from(reason: str, detail: str, settings: Settings, target: str = "") -> Reservation:
@@ -272,6 +370,7 @@ __all__ = [
     "Plan",
     "Reservation",
     "ReserveMode",
+    "Snapshot",
     "Trigger",
     "Verdict",
     "classify",
@@ -279,6 +378,7 @@ __all__ = [
     "decide",
     "explain",
     "origins_of",
+    "reservation_checks",
     "reservation_from",
     "resolve_target",
     "service_label_value",

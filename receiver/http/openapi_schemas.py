@@ -208,6 +208,22 @@ SERVICE_STATUS_SCHEMA = {
         "limits": {"type": "object"},
         "blackout": {"type": "object"},
         "last_rollback": {"anyOf": [ref("Record"), {"type": "null"}]},
+        "last_skip": {"anyOf": [ref("Record"), {"type": "null"}]},
+        "argocd_autosync_disabled": {
+            "description": "The service's Argo CD app while the receiver left auto-sync off.",
+            "anyOf": [
+                {
+                    "type": "object",
+                    "required": ["app"],
+                    "properties": {
+                        "app": {"type": "string"},
+                        "since": nullable("string"),
+                        "rollback_id": nullable("string"),
+                    },
+                },
+                {"type": "null"},
+            ],
+        },
     },
 }
 

@@ -163,6 +163,8 @@ class RollbackRecord:
     audit: list[dict[str, Any]] = field(default_factory=list)
     expires_at: str | None = None  # pending approval deadline
     veto_at: str | None = None  # emergency veto deadline
+    repeats: int = 0  # later deliveries of a skipped episode skipped for the same reason
+    last_seen_at: str | None = None  # the newest of them
     details: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
