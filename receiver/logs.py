@@ -14,6 +14,9 @@ from receiver.redaction import Redactor
 _STANDARD = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {"message", "asctime"}
 
 
+ROOT_HANDLER = "rollback-receiver"  # the name of the handlers this module adds to the root
+
+
 class JsonFormatter(logging.Formatter):
     """One JSON object a line: ts, level, logger, msg, and the record's extra fields."""
 
@@ -45,7 +48,7 @@ def setup_logging(
     log_file: str | None = None,
     secrets: Callable[[], Iterable[str]] = lambda: (),
 ) -> None:
-    """Route the `receiver` loggers (and gunicorn's) to JSON lines; idempotent."""
+    """Route the `receiver` loggers (and gunicorn's, and others' warnings) to JSON lines."""
     formatter = JsonFormatter(Redactor(secrets))
     handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
     if log_file:
@@ -61,3 +64,17 @@ def setup_logging(
             logger.addHandler(handler)
         logger.setLevel(level)
         logger.propagate = False
+    # Other libraries' warnings (urllib3, PyGithub, werkzeug) reach the root logger: they go
+    # through the same redacting formatter, never Python's bare last-resort handler.
+    root = logging.getLogger()
+    for old in [h for h in root.handlers if h.get_name() == ROOT_HANDLER]:
+        root.removeHandler(old)
+        old.close()
+    root_handlers: list[logging.Handler] = [logging.StreamHandler(sys.stderr)]
+    if log_file:
+        root_handlers.append(logging.FileHandler(log_file, encoding="utf-8"))
+    for handler in root_handlers:
+        handler.set_name(ROOT_HANDLER)
+        handler.setFormatter(formatter)
+        handler.setLevel(logging.WARNING)
+        root.addHandler(handler)

@@ -269,3 +269,23 @@ def test_a_log_line_naming_secrets_is_redacted_in_the_log_file(leaky_settings: S
     assert lines[-2]["token"] == REDACTED and lines[-2]["nested"] == {"k": [REDACTED]}
     assert lines[-1]["error"] == f"boom {REDACTED}"
     assert leaks(text, all_secrets(leaky_settings)) == []
+
+
+def test_another_librarys_warning_goes_through_the_same_redaction(
+    leaky_settings: Settings,
+) -> None:
+    """urllib3, PyGithub or werkzeug warnings reach the root logger: redacted there too."""
+    import logging
+
+    from receiver.logs import setup_logging
+
+    setup_logging("INFO", leaky_settings.log_file, leaky_settings.secret_values)
+    logging.getLogger("urllib3.connectionpool").warning(
+        "Retrying after connection broken: %s token=%s", GITOPS_REPO, VALUES["GITOPS_TOKEN"]
+    )
+    logging.getLogger("urllib3.connectionpool").debug("below WARNING: %s", VALUES["ADMIN_TOKEN"])
+    text = Path(leaky_settings.log_file or "").read_text(encoding="utf-8")
+    (line,) = [json.loads(x) for x in text.splitlines() if "Retrying" in x]
+    assert line["logger"] == "urllib3.connectionpool"
+    assert VALUES["GITOPS_TOKEN"] not in text and "below WARNING" not in text
+    assert leaks(text, all_secrets(leaky_settings)) == []
