@@ -23,7 +23,6 @@ from receiver.decide.policy import (
 from receiver.decide.vocabulary import Origin
 from receiver.errors import Conflict
 from receiver.records import ManualRequest, new_record
-from receiver.redaction import redact_userinfo
 from receiver.state.history import RollbackRecord, State
 from receiver.state.locking import NewRecord, SafetyTarget
 from receiver.state.store import Store
@@ -31,17 +30,14 @@ from receiver.status import reservation_snapshot
 
 
 def safety_targets(target: ServiceTarget | None) -> tuple[SafetyTarget, ...]:
-    """The Argo CD app and manifest folder of a target, as the script's safety targets."""
+    """The target's safety ids (`ServiceTarget.safety_targets`), with a folder's scope and path."""
     if target is None:
         return ()
-    found = []
-    if target.argocd_app:
-        found.append(SafetyTarget(f"argocd:{target.argocd_app}"))
-    if target.gitops:
-        g = target.gitops
-        scope, path = f"{redact_userinfo(g.repo)}@{g.branch}", g.path.strip("/")
-        found.append(SafetyTarget(f"git:{scope}:{path}", scope, path))
-    return tuple(found)
+    scope, path = target.git_scope() or "", target.gitops.path if target.gitops else ""
+    return tuple(
+        SafetyTarget(i, scope, path) if i.startswith("git:") else SafetyTarget(i)
+        for i in target.safety_targets()
+    )
 
 
 def _new_record(store: Store, settings: Settings, record: RollbackRecord) -> NewRecord:

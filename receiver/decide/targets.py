@@ -62,9 +62,13 @@ class ServiceTarget:
         if self.argocd_app:
             ids.append(f"argocd:{self.argocd_app}")
         if self.gitops:
-            g = self.gitops
-            ids.append(f"git:{redact_userinfo(g.repo)}@{g.branch}:{g.path}")
+            ids.append(f"git:{self.git_scope()}:{self.gitops.path}")
         return tuple(ids)
+
+    def git_scope(self) -> str | None:
+        """`repo@branch` of the manifest folder (no URL credentials): where folders conflict."""
+        g = self.gitops
+        return f"{redact_userinfo(g.repo)}@{g.branch}" if g else None
 
     def describe(self) -> str:
         """A one-line description safe to record and show (no URL credentials)."""
