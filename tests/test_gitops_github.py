@@ -52,6 +52,14 @@ def job(**changes: Any) -> RollbackJob:
     return gitops_job("acme/gitops", **changes)
 
 
+def test_a_write_pause_spaces_the_three_writes_of_a_rollback_and_no_read(
+    repo: BareRepo, github: FakeGitHub
+) -> None:
+    sleeps = Sleeps()
+    action(github, sleeps, write_pause=0.25).execute(job(), ctx())
+    assert sleeps.waits == [0.25, 0.25, 0.25]  # create tree, create commit, update branch
+
+
 def test_a_rollback_restores_the_path_to_its_previous_version_in_one_commit(
     repo: BareRepo, github: FakeGitHub
 ) -> None:

@@ -135,7 +135,7 @@ class GitHubRevert(RollbackAction):
             reraise=True,
         )
         try:
-            return retrying(fn)
+            result = retrying(fn)
         except RateLimited as exc:
             raise ActionError(STAGE, f"{what}: {exc}") from None
         except GithubException as exc:
@@ -148,7 +148,8 @@ class GitHubRevert(RollbackAction):
             if self._client is not None:
                 BUDGET.observe(self._client)
         if self.write_pause and what.startswith(("create", "update", "open")):
-            self.sleep(self.write_pause)
+            self.sleep(self.write_pause)  # the shared client cannot pace per provider
+        return result
 
     def _error(self, what: str, exc: GithubException) -> ActionError:
         message = message_of(exc)
