@@ -211,19 +211,3 @@ def test_safety_targets_name_the_app_and_the_folder_without_credentials() -> Non
     assert ids[1].startswith("git:") and ids[1].endswith("@main:k8s/api")
     assert "s3cret" not in ids[1]
     assert ServiceTarget("x", "prod", None, None).safety_targets() == ()
-
-
-@pytest.mark.parametrize(
-    ("a", "b", "conflict"),
-    [
-        ("k8s/app", "k8s/app", True),
-        ("k8s/app", "k8s/app/overlays/prod", True),
-        ("k8s/app/overlays/prod", "k8s/app", True),
-        ("k8s/app", "k8s/app-other", False),
-        ("k8s/a", "k8s/b", False),
-    ],
-)
-def test_paths_conflict_when_one_contains_the_other(a: str, b: str, conflict: bool) -> None:
-    from receiver.decide.targets import paths_conflict
-
-    assert paths_conflict(a, b) is conflict

@@ -55,7 +55,8 @@ class ServiceTarget:
         """The ids whose lock, cooldown, limits and revision memory this service shares.
 
         `argocd:<app>` for the Argo CD application; `git:<repo>@<branch>:<path>` for the
-        manifest folder (two folders conflict when one contains the other: `paths_conflict`).
+        manifest folder (two folders conflict when one contains the other; the reservation
+        script checks that, on `/` boundaries).
         The repo is named without URL credentials.
         """
         ids = []
@@ -145,11 +146,6 @@ def normalize_path(text: str) -> str:
 def path_is_within(path: str, folder: str) -> bool:
     """True when `path` is `folder` or inside it (`k8s/app-other` is not in `k8s/app`)."""
     return path == folder or path.startswith(folder + "/")
-
-
-def paths_conflict(a: str, b: str) -> bool:
-    """Two manifest folders conflict when one equals or contains the other."""
-    return path_is_within(a, b) or path_is_within(b, a)
 
 
 def _shown(value: str) -> str:
