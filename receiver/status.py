@@ -98,9 +98,7 @@ def service_status(
     if last is not None:
         cooldown_left = max(0.0, last + settings.cooldown_minutes * 60 - counts["now"])
     active, upcoming = shared_read(("blackout-windows",), lambda: _windows_now(settings))
-    records = store.list_records(service, STATUS_SCAN)
-    ran = next((r for r in records if r.state in RAN_STATES), None)
-    skip = next((r for r in records if r.state == State.SKIPPED), None)
+    ran, skip = _newest_ran_and_skip(store, service)
     return {
         "service": service,
         "enabled": settings.rollback_enabled,
@@ -122,6 +120,21 @@ def service_status(
         "last_rollback": ran.to_dict() if ran else None,
         "last_skip": skip.to_dict() if skip else None,
     }
+
+
+def _newest_ran_and_skip(
+    store: Store, service: str
+) -> tuple[RollbackRecord | None, RollbackRecord | None]:
+    """The newest rollback that ran and the newest skip, reading no more records than needed."""
+    ran = skip = None
+    for record in store.newest_records(service, STATUS_SCAN):
+        if ran is None and record.state in RAN_STATES:
+            ran = record
+        if skip is None and record.state == State.SKIPPED:
+            skip = record
+        if ran is not None and skip is not None:
+            break
+    return ran, skip
 
 
 def _autosync_left_off(settings: Settings, store: Store, service: str) -> dict[str, Any] | None:

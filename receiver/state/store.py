@@ -189,14 +189,23 @@ class Store(Locking):
         self, service: str | None = None, limit: int = 50, after: str | None = None
     ) -> list[RollbackRecord]:
         """Newest first; `after`: only records older than that id (a page's cursor)."""
+        return list(self.newest_records(service, limit, after))
+
+    def newest_records(
+        self, service: str | None = None, limit: int = 50, after: str | None = None
+    ) -> Iterator[RollbackRecord]:
+        """`list_records`, read one record at a time: a caller that found what it looks for
+        stops before reading the rest."""
         index = self.key("history", service) if service else self.key("history")
         rank = -1 if after is None else self._call(lambda: self.client.zrevrank(index, after))
         if rank is None:  # the cursor's record aged out of the history: nothing older is left
-            return []
+            return
         start = int(str(rank)) + 1
         ids = self._call(lambda: self.client.zrevrange(index, start, start + max(limit, 1) - 1))
-        found = (self.get_record(decode(rollback_id)) for rollback_id in ids)
-        return [record for record in found if record is not None]
+        for rollback_id in ids:
+            record = self.get_record(decode(rollback_id))
+            if record is not None:
+                yield record
 
     # -- audit trail -------------------------------------------------------------------
 
