@@ -42,7 +42,7 @@ prometheusrule: venv ## regenerate deploy/kubernetes/prometheusrule.yaml from al
 	$(PY) scripts/gen-prometheusrule.py
 
 test: venv tools redis lint
-	$(BIN)/pytest -q
+	$(BIN)/pytest -q -n 2 --dist loadfile
 
 run: $(VENV)/.runtime-installed
 	@bash scripts/run-dev.sh

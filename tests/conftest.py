@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -17,9 +16,10 @@ from receiver.app import build_engine, create_app
 from receiver.config import Settings
 from receiver.pipeline import Engine
 from receiver.state.store import Store
+from tests.redis_dbs import redis_url
 from tests.support import Backend, Collector
 
-REAL_REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REAL_REDIS_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 BASE_ENV = {
     "SERVICE_NAME": "api",

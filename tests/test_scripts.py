@@ -17,6 +17,7 @@ import redis
 
 from tests.procs import SHIPPED_RULES, Answer, LoopbackServer, Prometheus, free_port
 from tests.prom import Exporter
+from tests.redis_dbs import redis_url
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPTS = ROOT / "scripts"
@@ -26,7 +27,7 @@ WRAPPERS = (
     "rollback-gitops-manifest.sh",
     "rollback-argocd-app.sh",
 )
-REDIS_URL = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
+REDIS_URL = redis_url("TEST_REDIS_URL", "redis://127.0.0.1:6379/13")
 # The original design's CI step, verbatim but for the message.
 CI_SNIPPET = """./scripts/check-error-budget.sh
 if [ $? -ge 1 ]; then

@@ -24,11 +24,12 @@ import redis as redis_lib
 from tests.fakes import BareRepo
 from tests.fakes.github_api import FakeGitHub
 from tests.procs import ALERTMANAGER_BINARY, Alertmanager
+from tests.redis_dbs import redis_url
 from tests.serving import Served
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-E2E_REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
+E2E_REDIS_URL = redis_url("E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
 ADMIN_TOKEN = "browser-admin-token-s3cr3t"
 WEBHOOK_TOKEN = "browser-webhook-token-s3cr3t"
 GITHUB_TOKEN = "ghp_browserFakeToken0123456789"

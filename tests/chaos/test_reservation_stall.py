@@ -179,7 +179,9 @@ def test_redis_down_right_after_the_reservation_keeps_the_record_with_the_claim(
     """A crash with an append-only file: whatever survives, the claim and its record go together."""
     server = persistent_redis_proc
     config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
-    settings = make_settings(REDIS_URL=server.url, ROLLBACK_CONFIG=config)
+    # The start after the reservation fails, so the claim's lock lives out its lease before
+    # the reaper may interrupt it: a short lease keeps the settle well inside its deadline.
+    settings = make_settings(REDIS_URL=server.url, ROLLBACK_CONFIG=config, LOCK_LEASE_SECONDS="3")
     store = Store.from_settings(settings)
     proc_stores.append(store)
     original = store.reserve

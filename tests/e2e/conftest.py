@@ -37,9 +37,10 @@ from tests.fakes.argocd import FakeApp, FakeArgoCD
 from tests.fakes.github_api import FakeGitHub
 from tests.fakes_notify import PagerDutySink, SlackSink
 from tests.procs import ALERTMANAGER_BINARY, PROMETHEUS_BINARY, Alertmanager
+from tests.redis_dbs import redis_url
 from tests.serving import Served
 
-E2E_REDIS_URL = os.environ.get("E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
+E2E_REDIS_URL = redis_url("E2E_REDIS_URL", "redis://127.0.0.1:6379/11")
 WEBHOOK_TOKEN = "e2e-webhook-token-s3cr3t"
 ADMIN_TOKEN = "e2e-admin-token-s3cr3t"
 GITHUB_TOKEN = "ghp_e2eFakeToken0123456789"
