@@ -13,7 +13,7 @@ from tests.fake_time import Sleeps
 from tests.fakes import BareRepo
 
 PATH = "k8s/overlays/prod"
-__all__ = ["PATH", "Sleeps", "commit_of", "ctx", "gitops_job", "seed_manifests"]
+__all__ = ["PATH", "Sleeps", "commit_of", "ctx", "gitops_job", "seed_folders", "seed_manifests"]
 
 
 def seed_manifests(path: Path) -> BareRepo:
@@ -39,6 +39,16 @@ def seed_manifests(path: Path) -> BareRepo:
         when=day + 180,
     )
     bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated 2", when=day + 240)
+    return bare
+
+
+def seed_folders(path: Path, folders: list[str]) -> BareRepo:
+    """Each folder at v1 then v2 (the change to blame), with an unrelated commit between."""
+    bare = BareRepo.create(path)
+    day = time.time() - 86400
+    bare.commit_files({f"{f}/deploy.yaml": "image: v1" for f in folders}, "v1", when=day)
+    bare.commit_files({"README.md": "gitops"}, "unrelated", when=day + 60)
+    bare.commit_files({f"{f}/deploy.yaml": "image: v2" for f in folders}, "v2", when=day + 120)
     return bare
 
 
