@@ -11,13 +11,18 @@ import pytest
 
 from receiver.act.base import ActionContext
 from receiver.act.github_client import BUDGET, LOW_REMAINING
-from receiver.act.gitops_common import GitOpsOptions, parse_trailers
+from receiver.act.gitops_common import GitOpsOptions
 from receiver.act.gitops_github import HISTORIES, GitHubRevert
 from receiver.act.shared_reads import delivery_scope
 from receiver.config import Secret
 from receiver.metrics import GITHUB_RATELIMIT_REMAINING
 from tests.fakes.github_api import FakeGitHub, running_github
-from tests.gitops_support import gitops_job, seed_folders
+from tests.gitops_support import (
+    all_at_once,
+    each_restored_only_its_folder,
+    gitops_job,
+    seed_folders,
+)
 
 TOKEN = "ghp_economy_token"
 DEEP = "k8s/apps/checkout/overlays/prod/eu-west-1"
@@ -82,37 +87,20 @@ def test_ten_concurrent_rollbacks_of_ten_paths_in_one_repo_all_complete(tmp_path
     repo = seed_folders(tmp_path / "g.git", folders)
     base = repo.head() or ""
     with running_github(repo, "acme/gitops", TOKEN) as github:
-        errors: list[BaseException] = []
-        pushed: dict[str, str] = {}
         start = threading.Barrier(len(folders))
 
-        def rollback(n: int, folder: str) -> None:
+        def rollback(n: int, folder: str) -> str:
             action = provider(github, folder)
             job = replace(gitops_job("acme/gitops"), rollback_id=f"rb-{n}")
             context = ActionContext(ensure_owned=lambda: None)
-            try:
-                with delivery_scope():
-                    action.inspect(job)
-                start.wait(10)
-                action.execute(job, context)
-                pushed[folder] = context.details["revert_commit"]
-            except BaseException as exc:
-                errors.append(exc)
+            with delivery_scope():
+                action.inspect(job)
+            start.wait(10)
+            action.execute(job, context)
+            return str(context.details["revert_commit"])
 
-        threads = [threading.Thread(target=rollback, args=(n, f)) for n, f in enumerate(folders)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    assert errors == []
-    assert sorted(pushed) == folders
-    head = repo.head() or ""
-    for folder in folders:
-        assert repo.read(head, f"{folder}/deploy.yaml") == "image: v1"
-        sha = pushed[folder]
-        assert repo.changed_paths(sha) == [f"{folder}/deploy.yaml"]  # only its own path
-        assert parse_trailers(repo.message(sha))["Rollback-Id"].startswith("rb-")
-    assert len(repo.git("rev-list", f"{base}..{head}").split()) == 10
+        pushed = all_at_once(folders, rollback)
+    each_restored_only_its_folder(repo, base, pushed, folders)
 
 
 def test_a_path_changed_by_someone_else_meanwhile_is_not_restored_over(tmp_path: Path) -> None:
