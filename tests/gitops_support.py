@@ -2,18 +2,31 @@
 
 from __future__ import annotations
 
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from receiver.act.base import ActionContext, RollbackJob
+from receiver.act.gitops_common import parse_trailers
 from receiver.config import GitOpsTarget, ServiceTarget
 from tests.fake_time import Sleeps
 from tests.fakes import BareRepo
 
 PATH = "k8s/overlays/prod"
-__all__ = ["PATH", "Sleeps", "commit_of", "ctx", "gitops_job", "seed_manifests"]
+__all__ = [
+    "PATH",
+    "Sleeps",
+    "all_at_once",
+    "commit_of",
+    "ctx",
+    "each_restored_only_its_folder",
+    "gitops_job",
+    "seed_folders",
+    "seed_manifests",
+]
 
 
 def seed_manifests(path: Path) -> BareRepo:
@@ -39,6 +52,16 @@ def seed_manifests(path: Path) -> BareRepo:
         when=day + 180,
     )
     bare.commit_files({"other/app.yaml": "image: other:v10"}, "unrelated 2", when=day + 240)
+    return bare
+
+
+def seed_folders(path: Path, folders: list[str]) -> BareRepo:
+    """Each folder at v1 then v2 (the change to blame), with an unrelated commit between."""
+    bare = BareRepo.create(path)
+    day = time.time() - 86400
+    bare.commit_files({f"{f}/deploy.yaml": "image: v1" for f in folders}, "v1", when=day)
+    bare.commit_files({"README.md": "gitops"}, "unrelated", when=day + 60)
+    bare.commit_files({f"{f}/deploy.yaml": "image: v2" for f in folders}, "v2", when=day + 120)
     return bare
 
 
@@ -68,3 +91,37 @@ def commit_of(repo: BareRepo, message: str) -> str:
         if repo.message(sha) == message:
             return sha
     raise AssertionError(message)
+
+
+def all_at_once(folders: list[str], rollback: Callable[[int, str], str]) -> dict[str, str]:
+    """Run `rollback(n, folder)` for every folder, each in its own thread; the commits made."""
+    pushed: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def run(n: int, folder: str) -> None:
+        try:
+            pushed[folder] = rollback(n, folder)
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(n, f)) for n, f in enumerate(folders)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert errors == []
+    return pushed
+
+
+def each_restored_only_its_folder(
+    repo: BareRepo, base: str, pushed: dict[str, str], folders: list[str]
+) -> None:
+    """One rollback commit per folder since `base`, each restoring v1 of its folder only."""
+    assert sorted(pushed) == folders
+    head = repo.head() or ""
+    assert len(repo.git("rev-list", f"{base}..{head}").split()) == len(folders)
+    for folder in folders:
+        assert repo.read(head, f"{folder}/deploy.yaml") == "image: v1"
+        sha = pushed[folder]
+        assert repo.changed_paths(sha) == [f"{folder}/deploy.yaml"]  # only its own path
+        assert parse_trailers(repo.message(sha))["Rollback-Id"].startswith("rb-")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
@@ -12,27 +11,21 @@ import pytest
 
 from receiver.act.base import ActionContext
 from receiver.act.github_client import BUDGET, LOW_REMAINING
-from receiver.act.gitops_common import GitOpsOptions, parse_trailers
+from receiver.act.gitops_common import GitOpsOptions
 from receiver.act.gitops_github import HISTORIES, GitHubRevert
 from receiver.act.shared_reads import delivery_scope
 from receiver.config import Secret
 from receiver.metrics import GITHUB_RATELIMIT_REMAINING
-from tests.fakes import BareRepo
 from tests.fakes.github_api import FakeGitHub, running_github
-from tests.gitops_support import gitops_job
+from tests.gitops_support import (
+    all_at_once,
+    each_restored_only_its_folder,
+    gitops_job,
+    seed_folders,
+)
 
 TOKEN = "ghp_economy_token"
 DEEP = "k8s/apps/checkout/overlays/prod/eu-west-1"
-
-
-def seed(path: Path, folders: list[str]) -> BareRepo:
-    """Each folder at v1 then v2 (the change to blame), with an unrelated commit between."""
-    bare = BareRepo.create(path)
-    day = time.time() - 86400
-    bare.commit_files({f"{f}/deploy.yaml": "image: v1" for f in folders}, "v1", when=day)
-    bare.commit_files({"README.md": "gitops"}, "unrelated", when=day + 60)
-    bare.commit_files({f"{f}/deploy.yaml": "image: v2" for f in folders}, "v2", when=day + 120)
-    return bare
 
 
 @pytest.fixture(autouse=True)
@@ -53,7 +46,7 @@ def calls(github: FakeGitHub) -> list[str]:
 
 
 def test_a_rollback_of_a_deep_path_makes_at_most_8_requests(tmp_path: Path) -> None:
-    repo = seed(tmp_path / "g.git", [DEEP])
+    repo = seed_folders(tmp_path / "g.git", [DEEP])
     with running_github(repo, "acme/gitops", TOKEN) as github:
         action = provider(github, DEEP)
         job = replace(gitops_job("acme/gitops"), rollback_id="rb-deep")
@@ -70,7 +63,7 @@ def test_a_rollback_of_a_deep_path_makes_at_most_8_requests(tmp_path: Path) -> N
 
 def test_facts_are_cached_by_branch_head_and_a_moved_head_invalidates(tmp_path: Path) -> None:
     folders = [f"k8s/svc{n}" for n in range(5)]
-    repo = seed(tmp_path / "g.git", folders)
+    repo = seed_folders(tmp_path / "g.git", folders)
     with running_github(repo, "acme/gitops", TOKEN) as github:
         job = gitops_job("acme/gitops")
 
@@ -91,44 +84,27 @@ def test_facts_are_cached_by_branch_head_and_a_moved_head_invalidates(tmp_path: 
 
 def test_ten_concurrent_rollbacks_of_ten_paths_in_one_repo_all_complete(tmp_path: Path) -> None:
     folders = [f"k8s/svc{n}" for n in range(10)]
-    repo = seed(tmp_path / "g.git", folders)
+    repo = seed_folders(tmp_path / "g.git", folders)
     base = repo.head() or ""
     with running_github(repo, "acme/gitops", TOKEN) as github:
-        errors: list[BaseException] = []
-        pushed: dict[str, str] = {}
         start = threading.Barrier(len(folders))
 
-        def rollback(n: int, folder: str) -> None:
+        def rollback(n: int, folder: str) -> str:
             action = provider(github, folder)
             job = replace(gitops_job("acme/gitops"), rollback_id=f"rb-{n}")
             context = ActionContext(ensure_owned=lambda: None)
-            try:
-                with delivery_scope():
-                    action.inspect(job)
-                start.wait(10)
-                action.execute(job, context)
-                pushed[folder] = context.details["revert_commit"]
-            except BaseException as exc:
-                errors.append(exc)
+            with delivery_scope():
+                action.inspect(job)
+            start.wait(10)
+            action.execute(job, context)
+            return str(context.details["revert_commit"])
 
-        threads = [threading.Thread(target=rollback, args=(n, f)) for n, f in enumerate(folders)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join(60)
-    assert errors == []
-    assert sorted(pushed) == folders
-    head = repo.head() or ""
-    for folder in folders:
-        assert repo.read(head, f"{folder}/deploy.yaml") == "image: v1"
-        sha = pushed[folder]
-        assert repo.changed_paths(sha) == [f"{folder}/deploy.yaml"]  # only its own path
-        assert parse_trailers(repo.message(sha))["Rollback-Id"].startswith("rb-")
-    assert len(repo.git("rev-list", f"{base}..{head}").split()) == 10
+        pushed = all_at_once(folders, rollback)
+    each_restored_only_its_folder(repo, base, pushed, folders)
 
 
 def test_a_path_changed_by_someone_else_meanwhile_is_not_restored_over(tmp_path: Path) -> None:
-    repo = seed(tmp_path / "g.git", ["k8s/svc0"])
+    repo = seed_folders(tmp_path / "g.git", ["k8s/svc0"])
     with running_github(repo, "acme/gitops", TOKEN) as github:
         github.race_push({"k8s/svc0/deploy.yaml": "image: hotfix"}, times=1)
         action = provider(github, "k8s/svc0")
@@ -139,7 +115,7 @@ def test_a_path_changed_by_someone_else_meanwhile_is_not_restored_over(tmp_path:
 
 
 def test_the_rate_limit_budget_is_read_from_every_answer(tmp_path: Path) -> None:
-    repo = seed(tmp_path / "g.git", ["k8s/svc0"])
+    repo = seed_folders(tmp_path / "g.git", ["k8s/svc0"])
     with running_github(repo, "acme/gitops", TOKEN) as github:
         github.rate_remaining = LOW_REMAINING - 1
         action = provider(github, "k8s/svc0")

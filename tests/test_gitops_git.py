@@ -3,18 +3,30 @@
 from __future__ import annotations
 
 import subprocess
+import threading
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from receiver.act.base import ActionContext, RollbackJob
-from receiver.act.gitops_common import GitOpsOptions, parse_trailers
+from receiver.act.gitops_common import GitOpsOptions, is_rollback_commit, parse_trailers
 from receiver.act.gitops_git import GitRevert, redact
 from receiver.config import Secret
 from receiver.errors import ActionError, LockLost
+from tests.fake_time import FakeClock
 from tests.fakes import BareRepo
-from tests.gitops_support import PATH, Sleeps, commit_of, ctx, gitops_job, seed_manifests
+from tests.gitops_support import (
+    PATH,
+    Sleeps,
+    all_at_once,
+    commit_of,
+    ctx,
+    each_restored_only_its_folder,
+    gitops_job,
+    seed_folders,
+    seed_manifests,
+)
 
 
 @pytest.fixture
@@ -24,9 +36,8 @@ def origin(tmp_path: Path) -> BareRepo:
 
 def options(url: str, token: str | None = None, **changes: Any) -> GitOpsOptions:
     changes.setdefault("sleep", Sleeps())
-    return GitOpsOptions(
-        url, PATH, changes.pop("branch", "main"), Secret("GITOPS_TOKEN", token), **changes
-    )
+    path, branch = changes.pop("path", PATH), changes.pop("branch", "main")
+    return GitOpsOptions(url, path, branch, Secret("GITOPS_TOKEN", token), **changes)
 
 
 def action(origin: BareRepo, tmp_path: Path, **changes: Any) -> GitRevert:
@@ -90,21 +101,22 @@ class RacingRevert(GitRevert):
 
     races = 1
     pushes = 0
+    changed = "other/app.yaml"  # the file their pushes change
 
     def _push(self, sha: str, branch: str, timeout: float) -> bool:
         self.pushes += 1
         if self.pushes <= self.races:
             assert isinstance(self.origin, BareRepo)
             self.origin.commit_files(
-                {"other/app.yaml": f"race {self.pushes}"}, f"concurrent {self.pushes}"
+                {self.changed: f"race {self.pushes}"}, f"concurrent {self.pushes}"
             )
         return super()._push(sha, branch, timeout)
 
     origin: object = None
 
 
-def racing(origin: BareRepo, tmp_path: Path, races: int) -> RacingRevert:
-    revert = RacingRevert(options(origin.url), cache_dir=tmp_path / "cache")
+def racing(origin: BareRepo, tmp_path: Path, races: int, **changes: Any) -> RacingRevert:
+    revert = RacingRevert(options(origin.url, **changes), cache_dir=tmp_path / "cache")
     revert.origin = origin
     revert.races = races
     return revert
@@ -124,12 +136,113 @@ def test_a_rejected_push_is_retried_on_the_new_head(origin: BareRepo, tmp_path: 
 def test_pushes_that_keep_losing_fail_after_bounded_attempts(
     origin: BareRepo, tmp_path: Path
 ) -> None:
-    revert = racing(origin, tmp_path, races=99)
+    revert = racing(origin, tmp_path, races=99, push_attempts=3)
     with pytest.raises(ActionError) as caught:
         revert.execute(job(), ctx())
     assert "non-fast-forward" in caught.value.message
     assert revert.pushes == 3
     assert origin.message(origin.head() or "") == "concurrent 3"
+
+
+class SlowRemote(RacingRevert):
+    """Each push takes 25 s of the fake clock."""
+
+    clock: FakeClock
+
+    def _push(self, sha: str, branch: str, timeout: float) -> bool:
+        self.clock.now += 25.0
+        return super()._push(sha, branch, timeout)
+
+
+def test_a_branch_that_keeps_moving_is_rebuilt_on_until_the_deadline(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    clock = FakeClock()
+    revert = SlowRemote(
+        options(origin.url, push_attempts=999, clock=clock, sleep=clock.sleep),
+        cache_dir=tmp_path / "cache",
+    )
+    revert.origin, revert.races, revert.clock = origin, 99, clock
+    with pytest.raises(ActionError) as caught:
+        revert.execute(job(), ctx())
+    assert "kept moving: push rejected as non-fast-forward 3 times" in caught.value.message
+    assert revert.pushes == 3  # lost at 25 s and 50 s, before the 60 s deadline; at 75 s, past
+    assert len(clock.sleeps) == 2 and sum(clock.sleeps) < 1.0  # short, jittered pauses
+    assert not is_rollback_commit(origin.message(origin.head() or ""))
+
+
+def test_a_concurrent_change_to_the_same_path_fails_the_rollback_and_is_kept(
+    origin: BareRepo, tmp_path: Path
+) -> None:
+    revert = racing(origin, tmp_path, races=1)
+    revert.changed = f"{PATH}/deploy.yaml"
+    with pytest.raises(ActionError) as caught:
+        revert.execute(job(), ctx())
+    assert "changed on main since the rollback was planned" in caught.value.message
+    assert revert.pushes == 1  # not rebuilt over their change
+    head = origin.head() or ""
+    assert origin.message(head) == "concurrent 1"
+    assert origin.read(head, f"{PATH}/deploy.yaml") == "race 1"
+
+
+class Lockstep:
+    """Holds each push until every rollback still running is about to push: the worst race."""
+
+    def __init__(self, parties: int) -> None:
+        self.running = parties
+        self.waiting = 0
+        self.round = 0
+        self.changed = threading.Condition()
+
+    def arrive(self) -> None:
+        with self.changed:
+            round_ = self.round
+            self.waiting += 1
+            if self.waiting >= self.running:
+                self._next_round()
+            elif not self.changed.wait_for(lambda: self.round != round_, timeout=20):
+                raise AssertionError("the other rollbacks never reached their push")
+
+    def leave(self) -> None:
+        with self.changed:
+            self.running -= 1
+            if self.waiting and self.waiting >= self.running:
+                self._next_round()
+
+    def _next_round(self) -> None:
+        self.waiting = 0
+        self.round += 1
+        self.changed.notify_all()
+
+
+class LockstepRevert(GitRevert):
+    """Every push waits for its round of the shared lockstep."""
+
+    lockstep: Lockstep
+
+    def _push(self, sha: str, branch: str, timeout: float) -> bool:
+        self.lockstep.arrive()
+        return super()._push(sha, branch, timeout)
+
+
+def test_ten_concurrent_rollbacks_of_ten_paths_on_one_branch_all_complete(tmp_path: Path) -> None:
+    folders = [f"k8s/svc{n}" for n in range(10)]
+    origin = seed_folders(tmp_path / "origin.git", folders)
+    base = origin.head() or ""
+    lockstep = Lockstep(len(folders))
+
+    def rollback(n: int, folder: str) -> str:
+        # Each in its own clone, as on separate replicas (in one process they queue on a lock).
+        revert = LockstepRevert(options(origin.url, path=folder), cache_dir=tmp_path / f"c{n}")
+        revert.lockstep = lockstep
+        context = ctx()
+        try:
+            revert.execute(job(service=f"svc{n}", rollback_id=f"rb-{n}"), context)
+        finally:
+            lockstep.leave()
+        return str(context.details["revert_commit"])
+
+    each_restored_only_its_folder(origin, base, all_at_once(folders, rollback), folders)
 
 
 def test_a_lost_lock_pushes_nothing(origin: BareRepo, tmp_path: Path) -> None:

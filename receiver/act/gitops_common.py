@@ -1,4 +1,4 @@
-"""What both GitOps providers share: the rollback commit message, its trailers, the target choice.
+"""What both GitOps providers share: the commit message, its trailers, the target, the retry.
 
 A rollback commit restores one path to its content at an earlier commit. Its message names
 the service and the short shas on one line, gives the reason, and ends with trailers a
@@ -16,16 +16,20 @@ later rollback reads to tell that the newest change to the path is itself a roll
 
 from __future__ import annotations
 
+import random
 import re
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from receiver.act.base import RollbackJob, TargetFacts
+from receiver.act.polling import Pacing
 from receiver.errors import ActionError
 from receiver.secrets import Secret
 from receiver.state.memory import PastRollback
 
+STAGE = "gitops"
 TRAILER_ID = "Rollback-Id"
 TRAILER_OF = "Rollback-Of"
 TRAILER_TO = "Rollback-To"
@@ -33,7 +37,11 @@ TRAILER_FINGERPRINT = "Alert-Fingerprint"
 
 # How many commits that touched the path are read to choose a target (one API page).
 HISTORY_DEPTH = 30
-PUSH_ATTEMPTS = 3  # whole restore, rebuilt on the new head after a lost race
+# A restore that lost a race is rebuilt on the new head until the deadline or the attempts
+# run out, after a random pause of at least REBUILD_PAUSE_SECONDS (the range grows per attempt).
+PUSH_DEADLINE_SECONDS = 60.0
+PUSH_ATTEMPTS = 30
+REBUILD_PAUSE_SECONDS = 0.05
 INSPECT_TIMEOUT_SECONDS = 3  # inspect runs in the webhook request
 
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$")
@@ -49,9 +57,10 @@ class GitOpsOptions:
     branch: str = "main"
     token: Secret = field(default_factory=lambda: Secret("GITOPS_TOKEN"))
     pull_request: bool = False  # GITOPS_MODE=pull-request
-    push_attempts: int = 0  # 0: the provider's default (git: PUSH_ATTEMPTS; GitHub: more)
+    push_attempts: int = 0  # 0: PUSH_ATTEMPTS
     inspect_timeout: int = INSPECT_TIMEOUT_SECONDS
     sleep: Callable[[float], None] = time.sleep
+    clock: Callable[[], float] = time.monotonic  # the push deadline's
 
 
 @dataclass(frozen=True)
@@ -192,3 +201,54 @@ def past_rollbacks_in(history: Sequence[PathCommit]) -> tuple[PastRollback, ...]
                 )
             )
     return tuple(found)
+
+
+@dataclass(frozen=True)
+class PushRetry:
+    """How a restore that lost a race is retried: rebuilt on the new head until a deadline.
+
+    Between attempts a jittered pause spreads the racers out; the deadline
+    (PUSH_DEADLINE_SECONDS) and `attempts` bound the whole, whichever comes first.
+    """
+
+    branch: str
+    path: str
+    attempts: int
+    pacing: Pacing
+
+    @classmethod
+    def of(cls, options: GitOpsOptions, path: str) -> PushRetry:
+        """The retry of `path`'s restore as the options say (attempts, clock and sleep)."""
+        pacing = Pacing(REBUILD_PAUSE_SECONDS, options.clock, options.sleep)
+        return cls(options.branch, path, options.push_attempts or PUSH_ATTEMPTS, pacing)
+
+    def rounds(self, log: Callable[[str], None]) -> Iterator[int]:
+        """Attempt numbers, 1 first; the caller stops iterating once its push landed."""
+        deadline = self.pacing.deadline(PUSH_DEADLINE_SECONDS)
+        for attempt in range(1, self.attempts + 1):
+            yield attempt
+            if attempt == self.attempts or deadline.passed():
+                return
+            log(
+                f"branch {self.branch} moved while restoring {self.path} "
+                f"(attempt {attempt} of {self.attempts}); rebuilding on the new head"
+            )
+            jitter = REBUILD_PAUSE_SECONDS + min(0.1 * attempt, 1.0)
+            deadline.wait(random.uniform(REBUILD_PAUSE_SECONDS, jitter))
+
+    def kept_moving(self, rejection: str, attempts: int, details: dict[str, Any]) -> ActionError:
+        """The failure of a restore that lost every race: nothing was pushed."""
+        return ActionError(
+            STAGE,
+            f"branch {self.branch} kept moving: {rejection} {attempts} times; nothing was pushed",
+            dict(details),
+        )
+
+    def path_changed(self, details: dict[str, Any]) -> ActionError:
+        """The failure when someone else changed the path since the plan: never restored over."""
+        return ActionError(
+            STAGE,
+            f"{self.path} changed on {self.branch} since the rollback was planned; "
+            "not restoring over that change",
+            dict(details),
+        )

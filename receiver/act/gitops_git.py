@@ -3,7 +3,8 @@
 The same restore as the GitHub provider, built with plumbing on a throwaway index (no work
 tree, so nothing can be left half-checked-out): the head's tree with the path replaced by its
 tree at the target, committed on top of the head, pushed without force. A push rejected as
-non-fast-forward (someone pushed first) is retried on the fetched new head, bounded.
+non-fast-forward (someone pushed first) is rebuilt on the fetched new head until a deadline
+(gitops_common.PushRetry), as long as the path itself is still what the plan saw.
 
 Credentials: GITOPS_TOKEN reaches git through GIT_ASKPASS (a tiny script that reads it from
 the child's environment), never through the URL; userinfo already in GITOPS_REPO and the
@@ -25,10 +26,10 @@ from pathlib import Path
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
-    PUSH_ATTEMPTS,
     TRAILER_ID,
     GitOpsOptions,
     PathCommit,
+    PushRetry,
     RestorePlan,
     commit_message,
     facts_from_plan,
@@ -103,10 +104,9 @@ class GitRevert(RollbackAction):
         self.branch = options.branch
         self.token = options.token
         self.pull_request = options.pull_request
-        self.push_attempts = options.push_attempts or PUSH_ATTEMPTS
+        self.retry = PushRetry.of(options, self.path)
         self.inspect_timeout = float(options.inspect_timeout)
         self.execute_timeout = execute_timeout
-        self.sleep = options.sleep
         root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
         key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
         self.clone = root / f"{key}.git"
@@ -201,12 +201,12 @@ class GitRevert(RollbackAction):
             timeout=timeout,
         )
 
-    def _history(self, timeout: float) -> list[PathCommit]:
+    def _history(self, head: str, timeout: float) -> list[PathCommit]:
         out = self._git(
             "log",
             f"-n{HISTORY_DEPTH}",
             "--format=%H%x00%P%x00%ct%x00%B%x1e",
-            self.remote_ref,
+            head,
             "--",
             self.path,
             timeout=timeout,
@@ -251,7 +251,7 @@ class GitRevert(RollbackAction):
         with self._lock:
             try:
                 self._fetch(self.inspect_timeout)
-                history = self._history(self.inspect_timeout)
+                history = self._history(self.remote_ref, self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
             plan = plan_restore(job, self.path, history, STAGE)
@@ -280,53 +280,54 @@ class GitRevert(RollbackAction):
         with self._lock:
             try:
                 self._fetch(self.inspect_timeout)
-                history = self._history(self.inspect_timeout)
+                history = self._history(self.remote_ref, self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
         return past_rollbacks_in(history)
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
-        """Commit the restore on top of the branch and push it, retrying a lost race."""
+        """Commit the restore on top of the branch and push it, rebuilding after a lost race."""
         timeout = self.execute_timeout
         with self._lock:
             try:
                 self._fetch(timeout)
-                plan = plan_restore(job, self.path, self._history(timeout), STAGE)
+                head = self._git("rev-parse", self.remote_ref, timeout=timeout)
+                plan = plan_restore(job, self.path, self._history(head, timeout), STAGE)
                 if job.target_commit:
                     target = self._target_sha(job.target_commit, timeout)
                     plan = RestorePlan(
                         plan.rolled_back_from, target, plan.last_change_at, plan.already_rolled_back
                     )
+                planned = self._entry(head, timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc, ctx) from None
             record_plan(ctx.details, plan)
-            for attempt in range(1, self.push_attempts + 1):
+            for attempt in self.retry.rounds(ctx.log):
                 try:
-                    if self._push_once(job, ctx, plan):
+                    if attempt > 1:
+                        self._fetch(timeout)
+                        head = self._git("rev-parse", self.remote_ref, timeout=timeout)
+                    if self._push_once(job, ctx, plan, head, planned):
                         return
-                    self._fetch(timeout)
                 except GitCommandError as exc:
                     raise self._fail("git rollback failed", exc, ctx) from None
-                ctx.log(
-                    f"push of the restore of {self.path} was rejected (attempt {attempt} "
-                    f"of {self.push_attempts}); rebuilding on the new head"
-                )
-                self.sleep(min(0.5 * attempt, 2.0))
-        raise ActionError(
-            STAGE,
-            f"branch {self.branch} kept moving: push rejected as non-fast-forward "
-            f"{self.push_attempts} times; nothing was pushed",
-            dict(ctx.details),
-        )
+        raise self.retry.kept_moving("push rejected as non-fast-forward", attempt, ctx.details)
 
-    def _push_once(self, job: RollbackJob, ctx: ActionContext, plan: RestorePlan) -> bool:
-        """Build and push one restore commit; False when the push lost a race."""
+    def _entry(self, head: str, timeout: float) -> str:
+        """The path's entry (mode, type, object) in the head's tree; empty when it is absent."""
+        return self._git("ls-tree", "--full-tree", head, "--", self.path, timeout=timeout)
+
+    def _push_once(
+        self, job: RollbackJob, ctx: ActionContext, plan: RestorePlan, head: str, planned: str
+    ) -> bool:
+        """Build one restore commit on `head` and push it; False when the push lost a race."""
         timeout = self.execute_timeout
-        head = self._git("rev-parse", self.remote_ref, timeout=timeout)
         head_message = self._git("log", "-1", "--format=%B", head, timeout=timeout)
         if parse_trailers(head_message).get(TRAILER_ID) == job.rollback_id:
             ctx.details["revert_commit"] = head  # an earlier push landed
             return True
+        if self._entry(head, timeout) != planned:  # someone else changed our path since the plan
+            raise self.retry.path_changed(ctx.details)
         tree = self._restore_tree(head, plan.target, timeout)
         if tree == self._git("rev-parse", f"{head}^{{tree}}", timeout=timeout):
             raise ActionError(

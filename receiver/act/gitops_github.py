@@ -16,7 +16,6 @@ receiver/act/github_client.py.
 from __future__ import annotations
 
 import itertools
-import random
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
@@ -46,6 +45,7 @@ from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     GitOpsOptions,
     PathCommit,
+    PushRetry,
     RestorePlan,
     commit_message,
     facts_from_plan,
@@ -66,8 +66,6 @@ WRITE_PAUSE_SECONDS = 0.0
 EXECUTE_TIMEOUT_SECONDS = 15
 CALL_ATTEMPTS = 4  # per API call: rate limits, 5xx and connection errors
 RATE_LIMIT_MAX_WAIT_SECONDS = 60.0
-PUSH_DEADLINE_SECONDS = 60.0  # rebuild on a moved head until then (bounded by push_attempts)
-PUSH_ATTEMPTS = 30
 
 # The newest commits of a path, by (API, repository, path, branch head): a moved head misses.
 HISTORIES: BoundedCache[list[PathCommit]] = BoundedCache()
@@ -95,13 +93,12 @@ class GitHubRevert(RollbackAction):
         self.api_url = api_url.rstrip("/")
         self.pull_request = options.pull_request
         self.write_pause = write_pause
-        self.push_attempts = options.push_attempts or PUSH_ATTEMPTS
+        self.retry = PushRetry.of(options, self.path)
         self.call_attempts = call_attempts
         self.rate_limit_max_wait = rate_limit_max_wait
         self.inspect_timeout = options.inspect_timeout
         self.execute_timeout = execute_timeout
         self.sleep = options.sleep
-        self.push_deadline = PUSH_DEADLINE_SECONDS
         self._client: Github | None = None
         self._inspected: tuple[str, list[PathCommit]] | None = None  # (head, history)
 
@@ -265,9 +262,8 @@ class GitHubRevert(RollbackAction):
         if self.pull_request:
             self._open_pull_request(job, ctx, repo, plan)
             return
-        deadline = time.monotonic() + self.push_deadline
         restore = _Restore(plan)
-        for attempt in range(1, self.push_attempts + 1):
+        for attempt in self.retry.rounds(ctx.log):
             if attempt > 1:
                 head = self._head(repo)
                 if head == restore.pushed:  # an earlier attempt landed; its answer was lost
@@ -275,19 +271,7 @@ class GitHubRevert(RollbackAction):
                     return
             if self._push_once(job, ctx, repo, restore, head):
                 return
-            if time.monotonic() >= deadline:
-                break
-            ctx.log(
-                f"branch {self.branch} moved while restoring {self.path} "
-                f"(attempt {attempt} of {self.push_attempts}); rebuilding on the new head"
-            )
-            self.sleep(random.uniform(0.05, 0.05 + min(0.1 * attempt, 1.0)))
-        raise ActionError(
-            STAGE,
-            f"branch {self.branch} kept moving: 'Update is not a fast forward' "
-            f"{attempt} times; nothing was pushed",
-            dict(ctx.details),
-        )
+        raise self.retry.kept_moving("'Update is not a fast forward'", attempt, ctx.details)
 
     def _build_commit(
         self,
@@ -304,12 +288,7 @@ class GitHubRevert(RollbackAction):
         if restore.planned is None:
             restore.planned = (new,)
         elif restore.planned[0] != new:  # someone else changed our path since the plan
-            raise ActionError(
-                STAGE,
-                f"{self.path} changed on {self.branch} since the rollback was planned; "
-                "not restoring over that change",
-                dict(ctx.details),
-            )
+            raise self.retry.path_changed(ctx.details)
         if restore.old is None:
             restore.old = (self._entry_at(repo, self._tree(repo, plan.target)),)
         old = restore.old[0]
