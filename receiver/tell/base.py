@@ -65,6 +65,12 @@ class Event:
     actor: str | None = None
     links: dict[str, str] = field(default_factory=dict)  # commit, argocd, alert, approve, ...
     details: dict[str, Any] = field(default_factory=dict)
+    once_claimed: bool = False  # the escalation digest already claimed its once-per-episode key
+
+
+def once_key(event: Event) -> str:
+    """The claim that makes an escalation or blocked emergency told once per episode."""
+    return f"notified:{event.kind}:{event.service}:{event.episode}"
 
 
 def errors_unverified(event: Event) -> bool:

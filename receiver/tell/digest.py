@@ -68,7 +68,7 @@ def flush(held: list[base.Event], tell: Tell, claim: Claim | None) -> None:
         return
     fresh = [e for e in held if _first_time(e, claim)]
     if len(fresh) == 1:
-        tell(dataclasses.replace(fresh[0], episode=None))  # already claimed just above
+        tell(dataclasses.replace(fresh[0], once_claimed=True))  # claimed just above
     elif fresh:
         tell(digest_of(fresh))
 
@@ -78,7 +78,7 @@ def _first_time(event: base.Event, claim: Claim | None) -> bool:
     if claim is None or not event.episode:
         return True
     try:
-        return claim(f"notified:{event.kind}:{event.service}:{event.episode}", ONCE_TTL_SECONDS)
+        return claim(base.once_key(event), ONCE_TTL_SECONDS)
     except Exception:
         return True
 
