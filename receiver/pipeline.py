@@ -37,6 +37,7 @@ from receiver.records import (
 from receiver.reserving import Placing, reserve_verdict
 from receiver.runner import ActionFactory, Runner, Tell
 from receiver.state.audit import record_action
+from receiver.state.bursts import Bursts
 from receiver.state.history import RollbackRecord, new_id
 from receiver.state.store import Store
 from receiver.status import StatusReads
@@ -59,7 +60,7 @@ class Engine(StatusReads):
         max_workers: int = 8,
     ) -> None:
         self.settings, self.store, self.build_actions = settings, store, build_actions
-        self.tell, self.silences = tell, silences
+        self.tell, self.silences, self.bursts = tell, silences, Bursts(store)
         self.runner = Runner(settings, store, build_actions, tell, stabilize, max_workers)
         self.notifications: Any = None  # the channels' owner, closed by the CLI at exit
         self._gather = partial(gather, self)
@@ -68,7 +69,7 @@ class Engine(StatusReads):
 
     def handle_delivery(self, alerts: Sequence[Alert]) -> list[Outcome]:
         """One delivery: facts gathered concurrently, then reserved one by one in order."""
-        with delivery_scope(), escalation_digest(self.tell, self.store.claim_once):
+        with delivery_scope(), escalation_digest(self.tell, self.store.claim_once, self.bursts):
             gathered = gather_all(alerts, self.settings, self._gather)
             return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
 

@@ -1,4 +1,5 @@
-"""The sweeper: reaps expired leases, expires old approvals, acts on passed veto deadlines."""
+"""The sweeper: reaps expired leases, expires old approvals, acts on passed veto deadlines,
+tells the escalations a closed burst window held."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ from receiver.pipeline import Engine
 from receiver.state import autosync
 from receiver.state.history import StageName, State, iso
 from receiver.tell.base import INTERRUPTED
+from receiver.tell.digest import tell_closed_bursts
 from receiver.tell.events import event_for
 
 log = logging.getLogger("receiver.sweeper")
@@ -22,7 +24,7 @@ log = logging.getLogger("receiver.sweeper")
 def sweep_once(engine: Engine) -> dict[str, int]:
     """One sweep; any replica (and `monitor`) may run it: each step is atomic in the store."""
     store = engine.store
-    counts = {"interrupted": 0, "expired": 0, "vetoed": 0}
+    counts = {"interrupted": 0, "expired": 0, "vetoed": 0, "digests": 0}
     for service, rollback_id in store.reap_expired():
         counts["interrupted"] += _interrupt(engine, service, rollback_id)
     for rollback_id in store.due(approvals.VETO):
@@ -52,6 +54,7 @@ def sweep_once(engine: Engine) -> dict[str, int]:
             counts["expired"] += 1
         except (Conflict, NotFound):
             pass
+    counts["digests"] = tell_closed_bursts(engine.bursts, engine.tell)
     recheck_autosync(engine)
     return counts
 

@@ -161,6 +161,19 @@ def test_escalations_are_told_once_per_episode_not_per_repeat(
     }
 
 
+def test_an_escalation_whose_episode_the_digest_claimed_is_sent_without_a_second_claim(
+    closing: list[Notifications],
+) -> None:
+    channel, once = Recording(), Once()
+    once(f"notified:{base.ESCALATION}:checkout:fp:2026-11-26T10:00:00Z:emergency", 60)
+    notifications = Notifications([channel], once=once)
+    closing.append(notifications)
+    notifications.notify(event(base.ESCALATION, reason="global_limit", once_claimed=True))
+    notifications.notify(event(base.ESCALATION, reason="global_limit"))  # a repeat: quiet
+    assert notifications.flush(5)
+    assert len(channel.sent) == 1 and channel.sent[0].episode  # the dedup key keeps it
+
+
 def test_rollback_events_are_never_deduplicated_by_episode(
     closing: list[Notifications],
 ) -> None:

@@ -10,8 +10,9 @@ No secret (webhook URL, routing key) may appear in an exception message.
 
 from __future__ import annotations
 
+import json
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, ClassVar
 
 # Event kinds, one per thing people must hear about.
@@ -65,6 +66,22 @@ class Event:
     actor: str | None = None
     links: dict[str, str] = field(default_factory=dict)  # commit, argocd, alert, approve, ...
     details: dict[str, Any] = field(default_factory=dict)
+    once_claimed: bool = False  # the escalation digest already claimed its once-per-episode key
+
+    def to_json(self) -> str:
+        """The event as JSON, to hold it in Redis (an escalation waiting for its burst digest)."""
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Event:
+        data = json.loads(text)
+        known = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def once_key(event: Event) -> str:
+    """The claim that makes an escalation or blocked emergency told once per episode."""
+    return f"notified:{event.kind}:{event.service}:{event.episode}"
 
 
 def errors_unverified(event: Event) -> bool:

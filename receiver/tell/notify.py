@@ -85,7 +85,9 @@ class Notifications:
         """False for a repeat of an escalation or blocked emergency already told this episode."""
         if event.kind not in ONCE_PER_EPISODE or self.once is None or not event.episode:
             return True
-        key = f"notified:{event.kind}:{event.service}:{event.episode}"
+        if event.once_claimed:  # the escalation digest claimed it when it decided to tell it
+            return True
+        key = base.once_key(event)
         try:
             first = self.once(key, self.once_ttl_seconds)
         except Exception as exc:
