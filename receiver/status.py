@@ -187,7 +187,7 @@ def reservation_snapshot(settings: Settings, store: Store, service: str) -> Snap
         cooldown_seconds_left=max(0.0, left),
         last_hour=counts["hour"],
         last_day=counts["day"],
-        running=store.held_locks(),
+        running=store.global_count(settings.global_limit_window_seconds),
         settings=settings,
     )
 

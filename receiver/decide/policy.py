@@ -305,7 +305,7 @@ def reservation_checks(plan: Plan, reservation: Reservation, snap: Snapshot) -> 
         ),
         SkipReason.GLOBAL_LIMIT: (
             snap.running < s.max_concurrent_rollbacks,
-            f"{snap.running} rollback(s) running "
+            f"{snap.running} rollback(s) running or started within GLOBAL_LIMIT_WINDOW "
             f"(MAX_CONCURRENT_ROLLBACKS={s.max_concurrent_rollbacks})",
         ),
     }

@@ -170,3 +170,22 @@ class Locking:
     def held_locks(self) -> int:
         now_ms = int(self.now() * 1000)
         return int(self._call(lambda: self.client.zcount(self.key("locks"), f"({now_ms}", "+inf")))
+
+    def global_count(self, window_seconds: float) -> int:
+        """What the global limit counts (read only): rollbacks holding a lock or started
+        within the window, each once — the reservation script's count, for explain."""
+        now_ms = int(self.now() * 1000)
+        since = f"({now_ms - int(window_seconds * 1000)}"
+
+        def read() -> int:
+            started = set(self.client.zrangebyscore(self.key("gstarts"), since, "+inf"))
+            holding = [
+                decode(m)
+                for m in self.client.zrangebyscore(self.key("locks"), f"({now_ms}", "+inf")
+            ]
+            owners = self.client.hmget(self.key("running"), holding) if holding else []
+            for service, owner in zip(holding, owners, strict=True):
+                started.add(owner or f"service:{service}")
+            return len(started)
+
+        return int(self._call(read))

@@ -6,8 +6,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from receiver.intake.payload import parse_alert
 from receiver.state.store import Store
 from tests.chaos.support import fire, write_config
+from tests.support import alert
 
 SERVICES = {
     f"svc{i:03d}": {"path": f"k8s/svc{i:03d}", "app": f"svc{i:03d}-prod"} for i in range(300)
@@ -60,3 +62,18 @@ def test_the_global_limit_detail_names_the_window(
     record = real_store.get_record(blocked.rollback_id or "")
     assert blocked.reason == "global_limit" and record is not None
     assert "started within GLOBAL_LIMIT_WINDOW" in record.checks[-1]["detail"]
+
+
+def test_explain_counts_rollbacks_started_within_the_window_like_the_reservation(
+    make_engine: Any, real_store: Store, tmp_path: Path
+) -> None:
+    """Explain's global-limit line counts what the reservation counts, even behind a cooldown."""
+    config = write_config(tmp_path / "services.yaml", dict(list(SERVICES.items())[:1]))
+    engine = make_engine(store=real_store, ROLLBACK_CONFIG=config, MAX_CONCURRENT_ROLLBACKS="1")
+    assert fire(engine, "svc000").reason == "passed"
+    assert engine.wait_idle(10)  # finished: it holds no lock, but it started within the window
+    raw = alert("svc000", fingerprint="fp-svc000-again")
+    checks = {str(c["check"]): c for c in engine.explain(parse_alert(raw, 0)).checks}
+    assert checks["cooldown"]["passed"] is False  # the script stops here; the rest is read
+    assert checks["global_limit"]["passed"] is False, checks["global_limit"]
+    assert "started within GLOBAL_LIMIT_WINDOW" in str(checks["global_limit"]["detail"])
