@@ -6,6 +6,9 @@ tree at the target, committed on top of the head, pushed without force. A push r
 non-fast-forward (someone pushed first) is rebuilt on the fetched new head until a deadline
 (gitops_common.PushRetry), as long as the path itself is still what the plan saw.
 
+One rollback at a time uses the clone on the whole host (clone_lock.CloneLock, a bounded
+wait): each inspect, history read and execute, with all its rebuild rounds, holds it.
+
 Credentials: GITOPS_TOKEN reaches git through GIT_ASKPASS (a tiny script that reads it from
 the child's environment), never through the URL; userinfo already in GITOPS_REPO and the
 token are scrubbed from every message. ssh runs in BatchMode so it never prompts.
@@ -24,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
+from receiver.act.clone_lock import CLONE_WAIT_SECONDS, CloneLock
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
@@ -59,10 +63,6 @@ esac
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _REJECTED = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "cannot lock ref")
 
-# One clone per repository per process: concurrent rollbacks of services sharing a repo queue.
-_CLONE_LOCKS: dict[str, threading.Lock] = {}
-_CLONE_LOCKS_GUARD = threading.Lock()
-
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
     """Remove URL userinfo and any secret value from text meant for logs and errors."""
@@ -97,6 +97,7 @@ class GitRevert(RollbackAction):
         *,
         cache_dir: Path | str | None = None,
         execute_timeout: float = EXECUTE_TIMEOUT_SECONDS,
+        clone_wait: float = CLONE_WAIT_SECONDS,
     ) -> None:
         url = options.repo
         self.url = url
@@ -111,8 +112,9 @@ class GitRevert(RollbackAction):
         key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
         self.clone = root / f"{key}.git"
         self.remote_ref = f"refs/remotes/origin/{self.branch}"
-        with _CLONE_LOCKS_GUARD:
-            self._lock = _CLONE_LOCKS.setdefault(str(self.clone), threading.Lock())
+        # Rollbacks of one repository take turns on its clone, across threads and processes.
+        self.clone_lock = CloneLock(self.clone, redact(url))
+        self.clone_wait = clone_wait
 
     # -- git -------------------------------------------------------------------------------
 
@@ -248,7 +250,7 @@ class GitRevert(RollbackAction):
 
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """Fetch the branch and read the path's history: current, target, newest change."""
-        with self._lock:
+        with self.clone_lock.held(self.clone_wait):
             try:
                 self._fetch(self.inspect_timeout)
                 history = self._history(self.remote_ref, self.inspect_timeout)
@@ -277,7 +279,7 @@ class GitRevert(RollbackAction):
 
     def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
         """The receiver's rollback commits in the path's recent history."""
-        with self._lock:
+        with self.clone_lock.held(self.clone_wait):
             try:
                 self._fetch(self.inspect_timeout)
                 history = self._history(self.remote_ref, self.inspect_timeout)
@@ -288,7 +290,7 @@ class GitRevert(RollbackAction):
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Commit the restore on top of the branch and push it, rebuilding after a lost race."""
         timeout = self.execute_timeout
-        with self._lock:
+        with self.clone_lock.held(self.clone_wait, ctx.details):
             try:
                 self._fetch(timeout)
                 head = self._git("rev-parse", self.remote_ref, timeout=timeout)

@@ -1,0 +1,131 @@
+"""Exclusive use of the git provider's cached clone: one rollback at a time, on the whole host.
+
+Every gunicorn worker and `monitor` share the default clone directory, so a thread lock alone
+is not enough: two processes fetching and committing into one clone at once fail on git's own
+ref and config locks ("cannot lock ref") or trip over each other's first `git init`. Each use
+of the clone takes its in-process lock, then an OS lock (`flock`) on a file beside the clone,
+both within one deadline. The kernel drops a flock when its holder exits, however it exits,
+so the lock file is never stale (unlike git's own `*.lock` files inside the clone).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager, suppress
+from pathlib import Path
+from typing import Any
+
+from receiver.act.gitops_common import STAGE
+from receiver.act.polling import Deadline, Pacing
+from receiver.errors import ActionError
+
+log = logging.getLogger("receiver.gitops")
+
+# Longer than a normal restore (a dozen git commands, a few queued behind each other);
+# a holder past it is stuck on the network or rebuilding on a branch that keeps moving.
+CLONE_WAIT_SECONDS = 30.0
+POLL_SECONDS = 0.05  # flock has no timeout: a non-blocking try this often
+
+# One lock per clone directory per process, shared by every GitRevert of that directory.
+_THREAD_LOCKS: dict[str, threading.Lock] = {}
+_THREAD_LOCKS_GUARD = threading.Lock()
+
+
+class CloneLock:
+    """The lock of one clone directory: a thread lock in this process, a flock on the host."""
+
+    def __init__(self, clone: Path, label: str) -> None:
+        self.clone = clone
+        self.label = label  # the repository, already redacted
+        self.path = clone.with_suffix(".lock")  # beside the clone: it exists before the clone
+        self.pacing = Pacing(POLL_SECONDS)
+        with _THREAD_LOCKS_GUARD:
+            self._thread_lock = _THREAD_LOCKS.setdefault(str(clone), threading.Lock())
+
+    @contextmanager
+    def held(self, wait: float, details: Mapping[str, Any] | None = None) -> Iterator[None]:
+        """Hold the clone for the block; ActionError if it is not free within `wait` seconds."""
+        deadline = self.pacing.deadline(wait)
+        if not self._thread_lock.acquire(blocking=False):
+            self._waiting("another rollback in this process")
+            if not self._thread_lock.acquire(timeout=max(wait, 0.0)):
+                raise self._busy("another rollback in this process", wait, details)
+        try:
+            fd = self._open(details)
+            try:
+                self._flock(fd, deadline, wait, details)
+                _write_holder(fd, f"{os.getpid()}\n")
+                try:
+                    yield
+                finally:
+                    _write_holder(fd, "")
+            finally:
+                os.close(fd)  # closing releases the flock
+        finally:
+            self._thread_lock.release()
+
+    def _open(self, details: Mapping[str, Any] | None) -> int:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            return os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise ActionError(
+                STAGE,
+                f"cannot open the lock file {self.path} of the git clone of {self.label}: "
+                f"{exc.strerror}",
+                dict(details or {}),
+            ) from None
+
+    def _flock(
+        self, fd: int, deadline: Deadline, wait: float, details: Mapping[str, Any] | None
+    ) -> None:
+        """Take the flock, trying every POLL_SECONDS until the deadline."""
+        told = False
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            holder = f"another process{self._holder()}"
+            if deadline.passed():
+                raise self._busy(holder, wait, details)
+            if not told:
+                told = True
+                self._waiting(holder)
+            deadline.wait()
+
+    def _holder(self) -> str:
+        """` (pid N)` as the holder wrote it into the lock file; nothing when unknown."""
+        try:
+            pid = self.path.read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError):
+            return ""
+        return f" (pid {pid})" if pid.isdigit() else ""
+
+    def _waiting(self, holder: str) -> None:
+        log.info(
+            "waiting for the git clone: held by %s",
+            holder,
+            extra={"clone": str(self.clone), "repo": self.label},
+        )
+
+    def _busy(self, holder: str, wait: float, details: Mapping[str, Any] | None) -> ActionError:
+        return ActionError(
+            STAGE,
+            f"the git clone {self.clone} of {self.label} is held by {holder} and was not "
+            f"free within {wait:g} s; nothing was changed (lock file {self.path})",
+            dict(details or {}),
+        )
+
+
+def _write_holder(fd: int, text: str) -> None:
+    """Replace the lock file's text; best effort, since it only feeds the messages."""
+    with suppress(OSError):
+        os.ftruncate(fd, 0)
+        if text:
+            os.pwrite(fd, text.encode(), 0)

@@ -1,0 +1,212 @@
+"""The git provider's clone is used by one rollback at a time, across OS processes too.
+
+Gunicorn's workers and `monitor` share the default clone directory; these tests run real
+processes (spawned) and a lock held from the test itself against one local bare repository.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import multiprocessing as mp
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from receiver.act.base import ActionContext
+from receiver.act.gitops_common import GitOpsOptions, RestorePlan
+from receiver.act.gitops_git import GitRevert
+from receiver.config import Secret
+from receiver.errors import ActionError
+from tests.fake_time import Sleeps
+from tests.gitops_support import (
+    PATH,
+    ctx,
+    each_restored_only_its_folder,
+    gitops_job,
+    seed_folders,
+    seed_manifests,
+)
+
+FOLDERS = ["k8s/svc0", "k8s/svc1"]
+RENDEZVOUS_SECONDS = 20.0  # a safety net: every wait below ends long before when the code is right
+
+
+def options(url: str, path: str = PATH) -> GitOpsOptions:
+    return GitOpsOptions(url, path, "main", Secret("GITOPS_TOKEN", None), sleep=Sleeps())
+
+
+class Watch:
+    """Counts the rollbacks inside one clone; the first one in stays until the other arrived.
+
+    "Arrived" is set by a process inside the clone, or waiting for it (the provider's log line
+    "waiting for the git clone"), so the first one in holds the clone until the other one has
+    tried to take it: on code without a cross-process lock both are then inside at once.
+    """
+
+    def __init__(self, occupants: Any, peak: Any, mine: Any, theirs: Any) -> None:
+        self.occupants, self.peak, self.mine, self.theirs = occupants, peak, mine, theirs
+
+    def enter(self) -> None:
+        with self.occupants.get_lock():
+            self.occupants.value += 1
+            self.peak.value = max(self.peak.value, self.occupants.value)
+        self.mine.set()
+        if not self.theirs.wait(RENDEZVOUS_SECONDS):
+            raise AssertionError("the other process never reached the clone")
+
+    def leave(self) -> None:
+        with self.occupants.get_lock():
+            self.occupants.value -= 1
+
+
+class WatchedRevert(GitRevert):
+    """A GitRevert that reports its time inside the clone: from its fetch to its landed push."""
+
+    watch: Watch
+    inside = False
+
+    def _fetch(self, timeout: float) -> None:
+        if not self.inside:
+            self.inside = True
+            self.watch.enter()
+        super()._fetch(timeout)
+
+    def _push_once(
+        self, job: Any, ctx: ActionContext, plan: RestorePlan, head: str, planned: str
+    ) -> bool:
+        landed = super()._push_once(job, ctx, plan, head, planned)
+        if landed:  # still inside the clone's lock: leave before it is released
+            self.inside = False
+            self.watch.leave()
+        return landed
+
+
+class Arrived(logging.Handler):
+    """Sets an event when the provider logs that it waits for the clone."""
+
+    def __init__(self, event: Any) -> None:
+        super().__init__()
+        self.event = event
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "waiting for the git clone" in record.getMessage():
+            self.event.set()
+
+
+def roll_back_in_a_process(
+    url: str, cache: str, n: int, start: Any, watch: Watch, results: Any
+) -> None:
+    """One OS process: restore FOLDERS[n] through the shared clone directory."""
+    logger = logging.getLogger("receiver.gitops")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Arrived(watch.mine))
+    revert = WatchedRevert(options(url, FOLDERS[n]), cache_dir=cache)
+    revert.watch = watch
+    context = ctx()
+    start.wait(RENDEZVOUS_SECONDS)
+    try:
+        revert.execute(gitops_job(url, service=f"svc{n}", rollback_id=f"rb-{n}"), context)
+        results.put((FOLDERS[n], str(context.details["revert_commit"])))
+    except Exception as exc:
+        results.put((FOLDERS[n], f"failed: {exc}"))
+
+
+def test_two_processes_rolling_back_two_paths_through_one_clone_take_turns(
+    tmp_path: Path,
+) -> None:
+    origin = seed_folders(tmp_path / "origin.git", FOLDERS)
+    base = origin.head() or ""
+    spawn = mp.get_context("spawn")
+    occupants, peak = spawn.Value("i", 0), spawn.Value("i", 0)
+    arrived = [spawn.Event(), spawn.Event()]
+    start, results = spawn.Barrier(2), spawn.Queue()
+    procs = [
+        spawn.Process(
+            target=roll_back_in_a_process,
+            args=(
+                origin.url,
+                str(tmp_path / "cache"),  # the same clone directory for both
+                n,
+                start,
+                Watch(occupants, peak, arrived[n], arrived[1 - n]),
+                results,
+            ),
+        )
+        for n in range(2)
+    ]
+    for proc in procs:
+        proc.start()
+    try:
+        pushed = dict(results.get(timeout=60) for _ in procs)
+    finally:
+        for proc in procs:
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+    assert [p.exitcode for p in procs] == [0, 0]
+    assert not [sha for sha in pushed.values() if sha.startswith("failed")], pushed
+    assert peak.value == 1  # never two processes inside the clone at once
+    each_restored_only_its_folder(origin, base, pushed, FOLDERS)
+
+
+@contextmanager
+def held_from_outside(lock_file: Path) -> Iterator[None]:
+    """Hold the clone's lock file as another process would (its own open file, flock)."""
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(lock_file, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        yield
+    finally:
+        os.close(fd)
+
+
+def is_free(lock_file: Path) -> bool:
+    with open(lock_file, "rb") as handle:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return False
+    return True
+
+
+@pytest.mark.parametrize("use", ["execute", "inspect"])
+def test_a_clone_held_past_the_deadline_fails_clearly_and_pushes_nothing(
+    tmp_path: Path, use: str
+) -> None:
+    origin = seed_manifests(tmp_path / "origin.git")
+    before = origin.head()
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    began = time.monotonic()
+    with held_from_outside(revert.clone_lock.path), pytest.raises(ActionError) as failure:
+        if use == "execute":
+            revert.execute(gitops_job("x"), ctx())
+        else:
+            revert.inspect(gitops_job("x"))
+    assert time.monotonic() - began < 5
+    assert failure.value.stage == "gitops"
+    message = failure.value.message
+    assert str(revert.clone) in message
+    assert "held by another process" in message
+    assert "0.3 s" in message
+    assert origin.head() == before
+    revert.execute(gitops_job("x"), ctx())  # free again once the other holder let go
+    assert origin.head() != before
+
+
+def test_a_failed_rollback_leaves_the_clone_free(tmp_path: Path) -> None:
+    origin = seed_manifests(tmp_path / "origin.git")
+    missing = GitOpsOptions(origin.url, PATH, "release", Secret("GITOPS_TOKEN", None))
+    revert = GitRevert(missing, cache_dir=tmp_path / "cache", clone_wait=0.3)
+    with pytest.raises(ActionError, match="release"):
+        revert.execute(gitops_job("x"), ctx())
+    assert is_free(revert.clone_lock.path)
+    with pytest.raises(ActionError, match="release"):  # the in-process lock was let go too
+        revert.inspect(gitops_job("x"))
+    assert is_free(revert.clone_lock.path)
