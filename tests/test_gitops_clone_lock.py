@@ -210,3 +210,23 @@ def test_a_failed_rollback_leaves_the_clone_free(tmp_path: Path) -> None:
     with pytest.raises(ActionError, match="release"):  # the in-process lock was let go too
         revert.inspect(gitops_job("x"))
     assert is_free(revert.clone_lock.path)
+
+
+def test_git_lock_files_left_by_a_killed_process_are_cleared_once_the_clone_is_ours(
+    tmp_path: Path,
+) -> None:
+    """A worker killed mid-fetch leaves git's own `*.lock` files; the next use clears them."""
+    origin = seed_manifests(tmp_path / "origin.git")
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    revert.inspect(gitops_job("x"))  # the clone exists and has fetched once
+    refs = sorted(p for p in (revert.clone / "refs").rglob("*") if p.is_file())
+    assert refs, "the clone fetched no ref"
+    stale = [revert.clone / "packed-refs.lock", revert.clone / "config.lock"]
+    stale += [ref.with_name(ref.name + ".lock") for ref in refs]
+    for path in stale:
+        path.write_text("left by a killed git\n")
+    origin.commit_files({"other/app.yaml": "image: other:v11"}, "moved on")  # the fetch updates
+    before = origin.head()
+    revert.execute(gitops_job("x"), ctx())
+    assert origin.head() != before
+    assert not [p for p in stale if p.exists()]

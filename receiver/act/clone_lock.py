@@ -5,7 +5,8 @@ is not enough: two processes fetching and committing into one clone at once fail
 ref and config locks ("cannot lock ref") or trip over each other's first `git init`. Each use
 of the clone takes its in-process lock, then an OS lock (`flock`) on a file beside the clone,
 both within one deadline. The kernel drops a flock when its holder exits, however it exits,
-so the lock file is never stale (unlike git's own `*.lock` files inside the clone).
+so the lock file is never stale; git's own `*.lock` files inside the clone, which a killed
+git leaves behind, are cleared once the flock is ours.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ log = logging.getLogger("receiver.gitops")
 # a holder past it is stuck on the network or rebuilding on a branch that keeps moving.
 CLONE_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.05  # flock has no timeout: a non-blocking try this often
+# The lock files git takes at the top of a bare repository (refs/**/*.lock besides).
+GIT_LOCK_FILES = ("HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock", "index.lock")
 
 # One lock per clone directory per process, shared by every GitRevert of that directory.
 _THREAD_LOCKS: dict[str, threading.Lock] = {}
@@ -59,6 +62,7 @@ class CloneLock:
             try:
                 self._flock(fd, deadline, wait, details)
                 _write_holder(fd, f"{os.getpid()}\n")
+                self._clear_stale_git_locks()
                 try:
                     yield
                 finally:
@@ -67,6 +71,29 @@ class CloneLock:
                 os.close(fd)  # closing releases the flock
         finally:
             self._thread_lock.release()
+
+    def _clear_stale_git_locks(self) -> None:
+        """Remove git's own `*.lock` files a killed process left in the clone.
+
+        Holding the flock means no receiver process uses the clone now, so any such file is a
+        leftover (a worker killed mid-fetch or mid-push): left there, every later fetch fails
+        with "Unable to create '...lock': File exists" until someone deletes it by hand.
+        """
+        if not self.clone.is_dir():
+            return
+        found = [self.clone / name for name in GIT_LOCK_FILES]
+        refs = self.clone / "refs"
+        found += list(refs.rglob("*.lock")) if refs.is_dir() else []
+        removed = []
+        for path in found:
+            with suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(str(path.relative_to(self.clone)))
+        if removed:
+            log.warning(
+                "removed git lock files a killed process left in the clone",
+                extra={"clone": str(self.clone), "repo": self.label, "files": removed},
+            )
 
     def _open(self, details: Mapping[str, Any] | None) -> int:
         try:
