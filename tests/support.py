@@ -70,6 +70,7 @@ class RecordingAction(RollbackAction):
         elif b.execute_seconds:
             time.sleep(b.execute_seconds)
         ctx.ensure_owned()
+        ctx.log(f"pushed revert99 restoring {job.service}")
         ctx.details.update(
             rolled_back_from=b.current,
             target_commit=job.target_commit or b.target,

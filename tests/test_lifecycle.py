@@ -115,6 +115,18 @@ def test_a_failing_backend_fails_at_its_stage_and_frees_the_lock(
     assert collector.kinds() == ["started", "failed"]
 
 
+def test_what_a_backend_says_it_did_reaches_the_log_with_the_rollback_id(
+    engine: Engine, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level("INFO", logger="receiver.dispatch"):
+        outcome = fire(engine)
+        assert engine.wait_idle(10)
+    said = [r for r in caplog.records if r.getMessage() == "pushed revert99 restoring api"]
+    assert said, [r.getMessage() for r in caplog.records]
+    assert getattr(said[0], "rollback_id", None) == outcome.rollback_id
+    assert getattr(said[0], "service", None) == "api"
+
+
 def test_a_failed_validation_is_recorded_at_stage_validation(
     engine: Engine, backend: Backend
 ) -> None:

@@ -120,7 +120,7 @@ class Dispatcher:
     ) -> RollbackRecord:
         """Execute, validate and check a reserved rollback; never raises."""
         started = time.monotonic()
-        ctx = ActionContext(ensure_owned=lambda: None)
+        ctx = ActionContext(ensure_owned=lambda: None, log=partial(_progress, job))
         with Lease(self.store, job.service, job.rollback_id, self.lease_seconds) as lease:
             ctx.ensure_owned = self._guard(lease)
             try:
@@ -343,3 +343,9 @@ class Dispatcher:
         }
         kind = kinds.get(record.state, FAILED)
         self.tell(event_for(record, kind))
+
+
+def _progress(job: RollbackJob, message: str) -> None:
+    """What a backend says it did (pushed, re-read, disabled auto-sync), in the log."""
+    log.info(message, extra={"rollback_id": job.rollback_id, "service": job.service})
+
