@@ -86,6 +86,18 @@ def continues_text(event: base.Event) -> str | None:
     return f"continues the burst first reported at {moment(str(continues.get('first_at')))}"
 
 
+def burst_facts(event: base.Event) -> dict[str, Any]:
+    """The burst an escalation belongs to, for machines (PagerDuty details, incident webhook)."""
+    facts: dict[str, Any] = {}
+    if event.details.get("burst_id"):
+        facts["burst_id"] = str(event.details["burst_id"])
+    continues = continued_burst(event)
+    if continues is not None:
+        facts["burst_first_reported_at"] = continues.get("first_at")
+        facts["burst_added"] = [str(s) for s in continues.get("added") or []]
+    return facts
+
+
 def title(event: base.Event) -> str:
     """A one-line headline for the event."""
     if base.errors_unverified(event):
