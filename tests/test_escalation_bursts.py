@@ -3,8 +3,9 @@
 The contract ("Notifications"): the `global_limit` skips of one delivery, or of one minute,
 are one message naming every service. The first delivery of a burst is told at once and
 opens a window in Redis; the escalations of later deliveries are held there and told as one
-digest by the sweeper of whichever replica takes the closed window. Real Redis over TCP:
-the take is what makes it exactly one.
+follow-up digest of the same burst (naming every service so far) by the sweeper of whichever
+replica takes the closed window. Real Redis over TCP: the take is what makes it exactly one.
+What the channels make of the follow-up is tests/test_burst_follow_up.py.
 """
 
 from __future__ import annotations
@@ -73,7 +74,7 @@ def dead_redis() -> Iterator[redis_lib.Redis]:
     client.close()
 
 
-def test_deliveries_within_a_minute_are_told_at_once_then_as_one_digest_naming_the_rest(
+def test_deliveries_within_a_minute_are_told_at_once_then_as_one_digest_naming_the_burst(
     platform: Engine, real_store: Store, collector: Collector
 ) -> None:
     answers = [platform.handle_delivery(delivery(*d)) for d in (["svc01"], ["svc02"], ["svc03"])]
@@ -87,8 +88,11 @@ def test_deliveries_within_a_minute_are_told_at_once_then_as_one_digest_naming_t
     assert sweep_once(platform)["digests"] == 1
     assert [named(e) for e in escalations(collector)] == [
         ["svc01"],
-        ["svc02", "svc03", "svc04", "svc05"],
+        ["svc01", "svc02", "svc03", "svc04", "svc05"],
     ]
+    follow_up = escalations(collector)[1]
+    assert follow_up.details["continues"]["added"] == ["svc02", "svc03", "svc04", "svc05"]
+    assert follow_up.details["burst_id"] == first.details["burst_id"] == first.rollback_id
     assert sweep_once(platform)["digests"] == 0 and len(escalations(collector)) == 2
     assert real_store.client.keys(real_store.key("burst*")) == []
 
@@ -122,7 +126,7 @@ def test_two_replicas_sweeping_a_closed_window_at_once_send_exactly_one_digest(
             thread.join(timeout=30)
         assert sorted(counts) == [0, 1]
         told.append([first])
-        told.append(held)
+        told.append([first, *held])  # the follow-up names the whole burst
     assert [named(e) for e in escalations(collector)] == told
     other_client.close()
 
@@ -147,7 +151,11 @@ def test_a_window_that_closed_lets_the_next_delivery_be_told_at_once(
     platform.handle_delivery(delivery("svc03"))  # a new burst, before any sweep
     assert [named(e) for e in escalations(collector)] == [["svc01"], ["svc03"]]
     assert sweep_once(platform)["digests"] == 1  # svc02's window; svc03's is still open
-    assert [named(e) for e in escalations(collector)] == [["svc01"], ["svc03"], ["svc02"]]
+    assert [named(e) for e in escalations(collector)] == [
+        ["svc01"],
+        ["svc03"],
+        ["svc01", "svc02"],  # svc02 continues svc01's burst, not svc03's
+    ]
 
 
 def test_when_redis_cannot_hold_an_escalation_it_is_told_at_once(
@@ -181,8 +189,10 @@ def test_an_escalation_already_told_this_episode_is_not_held_for_the_digest(
         tell_escalation(collector, escalation("search"))  # Alertmanager's repeat: quiet
     close_burst_windows(real_store)
     assert tell_closed_bursts(bursts, collector) == 1
-    assert [e.service for e in collector.events] == ["search", "cart"]
-    assert all(e.once_claimed for e in collector.events)  # so Notifications claims no second time
+    told, follow_up = collector.events
+    assert told.service == "search" and told.once_claimed  # Notifications claims no second time
+    assert follow_up.details["continues"]["added"] == ["cart"]
+    assert real_store.claim_once(base.once_key(follow_up), 60)  # its own episode: not quiet
 
 
 def test_concurrent_takes_of_closed_windows_give_each_window_to_one_taker(
@@ -192,9 +202,9 @@ def test_concurrent_takes_of_closed_windows_give_each_window_to_one_taker(
     takers = [Bursts(Store(c, prefix=real_store.prefix)) for c in clients]
     windows = {}
     for n in range(30):
-        takers[0].hold([f"opener-{n}"])  # opens window n
-        takers[0].hold([f"held-{n}-a", f"held-{n}-b"])
-        windows[n] = [f"held-{n}-a", f"held-{n}-b"]
+        takers[0].hold([f"opener-{n}"], first=f"first-{n}")  # opens window n
+        takers[0].hold([f"held-{n}-a", f"held-{n}-b"], first="not stored: a window is open")
+        windows[n] = [f"first-{n}", f"held-{n}-a", f"held-{n}-b"]
         close_burst_windows(real_store)
     start = threading.Barrier(len(takers))
     taken: list[list[str]] = []
@@ -203,8 +213,8 @@ def test_concurrent_takes_of_closed_windows_give_each_window_to_one_taker(
         start.wait(timeout=10)
         for window in bursts.closed():
             items = bursts.take(window)
-            if items:
-                taken.append(items)
+            if items.held:
+                taken.append([str(items.first), *items.held])
 
     threads = [threading.Thread(target=take_all, args=(b,)) for b in takers]
     for thread in threads:

@@ -4,6 +4,8 @@ Lifecycle (CONTRACT "Notifications"): the issue is opened when an automatic roll
 (or a trigger escalates), titled `Rollback of <service>: <tier> error budget burn (<id>)`,
 labelled `rollback` and `service:<service>`; each outcome adds a comment; a completed,
 effective rollback closes it, any other outcome leaves it open labelled `rollback-failed`.
+A burst's follow-up digest (`details["continues"]`) comments on the burst's first issue,
+naming the services it adds (and labelling them), instead of opening another.
 
 Exactly one issue per rollback id across replicas and retries: a Redis claim (SET NX, the
 store's `claim_once`) before creating, and, before every create, a look through the newest
@@ -38,8 +40,11 @@ from receiver.tell.incident_text import (
     SEARCH_DEPTH,
     SECONDARY_LIMIT_PHRASES,
     SecretValue,
+    added_services,
     burst_services,
     effective_completion,
+    first_issue_service,
+    follow_up_comment,
     incident_key,
     issue_body,
     issue_labels,
@@ -48,6 +53,7 @@ from receiver.tell.incident_text import (
     outcome_comment,
     wanted,
 )
+from receiver.tell.wording import continued_burst
 
 
 def _github_message(exc: GithubException) -> str:
@@ -211,23 +217,55 @@ class IncidentNotifier(base.Notifier):
 
     def send(self, event: base.Event) -> None:
         key = incident_key(event)
-        if event.kind in OPENING:
+        if continued_burst(event) is not None:
+            self._add_to_burst(event, key)
+        elif event.kind in OPENING:
             if self._claimed(key):
                 self._open(event, key)
-            return
-        self._record_outcome(event, key)
+        else:
+            self._record_outcome(event, key)
+
+    def _found_or_opened(
+        self, event: base.Event, key: str, service: str, what: str
+    ) -> tuple[int, bool]:
+        """The key's issue, and whether it existed (else it was opened now from this event).
+
+        Opened only by the replica that gets the claim: a claim held elsewhere means another
+        replica is opening it, so `what` is not commented (NotificationError)."""
+        number = deliver(lambda: self._find(key, service), retries=self.retries, sleep=self.sleep)
+        if number is not None:
+            return number, True
+        if not self._claimed(key):
+            raise base.NotificationError(
+                f"no incident issue yet for {what} (another replica is opening it); not commented"
+            )
+        return self._open(event, key), False
+
+    def _add_to_burst(self, event: base.Event, key: str) -> None:
+        """A burst's follow-up: a comment naming the added services on the first issue."""
+        burst = f"burst {event.details.get('burst_id')}"
+        number, existed = self._found_or_opened(event, key, first_issue_service(event), burst)
+        if not existed:
+            return  # opened now from the follow-up: its body names every service so far
+        self._check_budget()
+        issue = self._repo().get_issue(number)
+        text = follow_up_comment(event)
+        deliver(
+            lambda: self._call("comment", lambda: issue.create_comment(text)),
+            retries=self.retries,
+            sleep=self.sleep,
+        )
+        labels = [f"service:{s}" for s in added_services(event)]
+        deliver(
+            lambda: self._call("label issue", lambda: issue.add_to_labels(*labels)),
+            retries=self.retries,
+            sleep=self.sleep,
+        )
 
     def _record_outcome(self, event: base.Event, key: str) -> None:
-        number = deliver(
-            lambda: self._find(key, event.service), retries=self.retries, sleep=self.sleep
+        number, _ = self._found_or_opened(
+            event, key, event.service, f"rollback {event.rollback_id}"
         )
-        if number is None:
-            if not self._claimed(key):
-                raise base.NotificationError(
-                    f"no incident issue yet for rollback {event.rollback_id} (another replica "
-                    "is opening it); outcome not commented"
-                )
-            number = self._open(event, key)
         issue = self._repo().get_issue(number)
         deliver(
             lambda: self._call(

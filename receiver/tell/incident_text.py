@@ -61,7 +61,11 @@ def burst_services(event: base.Event) -> list[str]:
 
 
 def incident_key(event: base.Event) -> str:
-    """One issue per rollback id; per service and alert fingerprint for escalations."""
+    """One issue per rollback id; per service and alert fingerprint for escalations; a burst's
+    follow-up digest goes to its first event's issue."""
+    continues = wording.continued_burst(event)
+    if continues is not None and continues.get("incident_key"):
+        return str(continues["incident_key"])
     if event.kind not in (base.ESCALATION, base.BLOCKED_EMERGENCY) and event.rollback_id:
         return f"rollback:{event.rollback_id}"
     services = burst_services(event)
@@ -156,6 +160,34 @@ def outcome_comment(event: base.Event, public_url: str | None) -> str:
     record = _record_link(public_url, event.rollback_id)
     if record:
         lines.append(f"- record: {record}")
+    return "\n".join(lines) + "\n"
+
+
+def first_issue_service(event: base.Event) -> str:
+    """The service label a burst follow-up's first issue is found by (as it was opened)."""
+    continues = wording.continued_burst(event) or {}
+    first = sorted(str(s) for s in continues.get("first_services") or [])
+    return first[0] if first else burst_services(event)[0]
+
+
+def added_services(event: base.Event) -> list[str]:
+    """The services a burst's follow-up digest adds to its first issue."""
+    continues = wording.continued_burst(event) or {}
+    return sorted({str(s) for s in continues.get("added") or []})
+
+
+def follow_up_comment(event: base.Event) -> str:
+    """The comment a burst's follow-up digest adds to the burst's first issue."""
+    added = added_services(event)
+    services = burst_services(event)
+    lines = [
+        f"**{wording.title(event)}**",
+        "",
+        f"- {wording.continues_text(event)}",
+        f"- added ({len(added)}): " + ", ".join(f"`{s}`" for s in added),
+        f"- services so far ({len(services)}): " + ", ".join(f"`{s}`" for s in services),
+        f"- reason: {wording.reason_text(event.reason)}",
+    ]
     return "\n".join(lines) + "\n"
 
 

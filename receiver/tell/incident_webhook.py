@@ -8,7 +8,7 @@ from typing import Any
 
 import requests
 
-from receiver.tell import base
+from receiver.tell import base, wording
 from receiver.tell.delivery import RetryableError, deliver, retry_after_seconds
 from receiver.tell.incident_text import (
     CHANNEL,
@@ -61,6 +61,7 @@ class IncidentWebhookNotifier(base.Notifier):
                 "stage": event.stage,
                 "links": dict(event.links),
                 "services": burst_services(event),
+                **wording.burst_facts(event),  # burst_id: the same on a burst's every event
             }
         return {
             "type": WEBHOOK_TYPES[event.kind],

@@ -8,7 +8,8 @@
 - it fails, is not effective, or is interrupted: re-`trigger` the same key at `critical`;
 - an escalation (already rolled back, no recent change, global limit) or a blocked
   emergency: `trigger` with dedup_key = `service:episode` (`error` for the critical tier,
-  `critical` for emergency).
+  `critical` for emergency); the follow-up digest of a burst re-`trigger`s its first
+  event's dedup_key, so PagerDuty adds it to the alert that is open (API-FACTS E.2).
 
 Manual rollbacks (a human started them and is watching): no page on start or completion,
 but a failed, not-effective or interrupted manual rollback pages like an automatic one.
@@ -93,7 +94,11 @@ class PagerDutyNotifier(base.Notifier):
 
     @staticmethod
     def dedup_key_of(event: base.Event) -> str:
-        """The rollback id for a rollback's own events; `service:episode` for escalations."""
+        """The rollback id for a rollback's events; `service:episode` for escalations (for a
+        burst's follow-up digest, the key its first event was sent with)."""
+        continues = wording.continued_burst(event)
+        if continues is not None and continues.get("dedup_key"):
+            return str(continues["dedup_key"])
         if event.kind in _EPISODE_KINDS:
             return wording.episode_key(event.service, event.episode, event.rollback_id)
         return str(event.rollback_id)
@@ -134,6 +139,9 @@ class PagerDutyNotifier(base.Notifier):
             "actor": event.actor,
         }
         details.update({k: v for k, v in optional.items() if v is not None})
+        if wording.burst_of(event):
+            details["services"] = wording.burst_of(event)
+        details.update(wording.burst_facts(event))
         if base.errors_unverified(event):
             details["errors_fell"] = base.ERRORS_UNKNOWN
         body["payload"] = {

@@ -63,6 +63,20 @@ def escape(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
+def continuation_text(event: base.Event, continues: dict[str, Any]) -> str:
+    """Which burst a follow-up digest continues, and what it adds (mrkdwn).
+
+    An incoming webhook can neither edit the first message nor reply in its thread (its
+    answer is `ok`, without the message's ts), so the follow-up says it in words."""
+    said = str(wording.continues_text(event))
+    first = ", ".join(str(s) for s in continues.get("first_services") or [])
+    added = [str(s) for s in continues.get("added") or []]
+    return (
+        f"*{escape(said[:1].upper() + said[1:])}* ({escape(first)})\n"
+        f"*Added since ({len(added)}):* {escape(', '.join(added))}"
+    )
+
+
 class SlackNotifier(base.Notifier):
     """Posts Block Kit messages to a Slack incoming webhook (SLACK_WEBHOOK)."""
 
@@ -177,8 +191,13 @@ class SlackNotifier(base.Notifier):
                 }
             )
         burst = wording.burst_of(event)
+        continues = wording.continued_burst(event)
+        if continues is not None:
+            text = continuation_text(event, continues)
+            blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
         if burst:
-            text = f"*Services ({len(burst)}):* " + escape(", ".join(burst))
+            label = "Services so far" if continues is not None else "Services"
+            text = f"*{label} ({len(burst)}):* " + escape(", ".join(burst))
             blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}})
         if event.error:
             blocks.append(

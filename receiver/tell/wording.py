@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import UTC, datetime
+from typing import Any
 
 from receiver.tell import base
 
@@ -59,10 +61,49 @@ def burst_of(event: base.Event) -> list[str]:
     return [str(s) for s in services] if isinstance(services, list) else []
 
 
+def continued_burst(event: base.Event) -> dict[str, Any] | None:
+    """A follow-up digest's `details["continues"]`: the burst's first telling, what it adds."""
+    continues = event.details.get("continues")
+    return continues if isinstance(continues, dict) else None
+
+
+def moment(iso: str) -> str:
+    """An ISO time as people read it in a message: `2026-11-26 10:00:03 UTC`."""
+    try:
+        when = datetime.fromisoformat(iso)
+    except (TypeError, ValueError):
+        return str(iso)
+    if when.tzinfo is not None:
+        when = when.astimezone(UTC)
+    return when.strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def continues_text(event: base.Event) -> str | None:
+    """`continues the burst first reported at <time>` for a follow-up digest, else None."""
+    continues = continued_burst(event)
+    if continues is None:
+        return None
+    return f"continues the burst first reported at {moment(str(continues.get('first_at')))}"
+
+
+def burst_facts(event: base.Event) -> dict[str, Any]:
+    """The burst an escalation belongs to, for machines (PagerDuty details, incident webhook)."""
+    facts: dict[str, Any] = {}
+    if event.details.get("burst_id"):
+        facts["burst_id"] = str(event.details["burst_id"])
+    continues = continued_burst(event)
+    if continues is not None:
+        facts["burst_first_reported_at"] = continues.get("first_at")
+        facts["burst_added"] = [str(s) for s in continues.get("added") or []]
+    return facts
+
+
 def title(event: base.Event) -> str:
     """A one-line headline for the event."""
     if base.errors_unverified(event):
         return f"Rolled back {event.service}; errors falling not verified"
+    if continued_burst(event) is not None:
+        return f"{event.service} need a human: the global limit burst goes on, not rolled back"
     if burst_of(event):
         return f"{event.service} need a human: global limit reached, not rolled back"
     return TITLES.get(event.kind, "{service}: " + event.kind).format(service=event.service)
@@ -91,6 +132,9 @@ def summary(event: base.Event) -> str:
     if consumed:
         parts.append(f"{consumed} of error budget consumed")
     parts.append(f"reason: {event.reason}")
+    continues = continues_text(event)
+    if continues:
+        parts.append(continues)
     burst = burst_of(event)
     named = f": {', '.join(burst)}" if burst else ""
     return f"{title(event)} ({', '.join(parts)}){named}"
