@@ -59,3 +59,29 @@ def test_the_digest_renders_every_service_in_slack_and_pagerduty() -> None:
     assert all(s in text for s in services[:150]) and "Services (197)" in text
     pagerduty = PagerDutyNotifier.__new__(PagerDutyNotifier)
     assert pagerduty.dedup_key_of(digest).startswith("197 services:burst:rb-1")
+
+
+def test_a_digest_carries_no_one_service_s_revision_budget_or_error() -> None:
+    """Shaped after the first escalation, a digest must not show that service's facts as all's."""
+    from receiver.tell.digest import digest_of
+
+    def one(service: str, revision: str, consumed: float) -> base.Event:
+        return base.Event(
+            base.ESCALATION,
+            service,
+            "production",
+            "emergency",
+            "global_limit",
+            rollback_id=f"r-{service}",
+            episode=f"fp-{service}",
+            consumed=consumed,
+            from_revision=revision,
+            to_revision="good123",
+            error="held back",
+            stage="gitops",
+        )
+
+    digest = digest_of([one("svc01", "bad1111", 0.97), one("svc02", "bad2222", 0.85)])
+    assert digest.details["services"] == ["svc01", "svc02"]
+    assert (digest.from_revision, digest.to_revision, digest.consumed) == (None, None, None)
+    assert (digest.error, digest.stage) == (None, None)

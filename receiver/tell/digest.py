@@ -110,12 +110,18 @@ def _tier_of(tiers: list[str]) -> str:
 def _burst_event(
     like: base.Event, services: list[str], tier: str, episode: str, **details: Any
 ) -> base.Event:
-    """An escalation naming `services`, shaped after one of them; no rollback id, no links."""
+    """An escalation naming `services`, shaped after one of them; no rollback id, no links,
+    and none of that one service's own facts (revisions, budget, error) shown as everyone's."""
     return dataclasses.replace(
         like,
         service=f"{len(services)} services",
         tier=tier,
         rollback_id=None,
+        consumed=None,
+        from_revision=None,
+        to_revision=None,
+        error=None,
+        stage=None,
         episode=episode,  # its own once-per-episode claim in Notifications
         links={},
         details={"services": services, **details},
