@@ -348,4 +348,3 @@ class Dispatcher:
 def _progress(job: RollbackJob, message: str) -> None:
     """What a backend says it did (pushed, re-read, disabled auto-sync), in the log."""
     log.info(message, extra={"rollback_id": job.rollback_id, "service": job.service})
-
