@@ -51,13 +51,20 @@ def test_a_zero_window_counts_only_rollbacks_holding_a_lock(
     assert reasons == Counter({"passed": 30})
 
 
-def test_the_global_limit_detail_names_the_window(
-    make_engine: Any, real_store: Store, tmp_path: Path
-) -> None:
-    config = write_config(tmp_path / "services.yaml", dict(list(SERVICES.items())[:2]))
+def _one_finished(make_engine: Any, real_store: Store, tmp_path: Path, services: int) -> Any:
+    """An engine with MAX_CONCURRENT_ROLLBACKS=1 whose svc000 rollback started and finished:
+    it holds no lock, but it started within the window."""
+    config = write_config(tmp_path / "services.yaml", dict(list(SERVICES.items())[:services]))
     engine = make_engine(store=real_store, ROLLBACK_CONFIG=config, MAX_CONCURRENT_ROLLBACKS="1")
     assert fire(engine, "svc000").reason == "passed"
     assert engine.wait_idle(10)
+    return engine
+
+
+def test_the_global_limit_detail_names_the_window(
+    make_engine: Any, real_store: Store, tmp_path: Path
+) -> None:
+    engine = _one_finished(make_engine, real_store, tmp_path, services=2)
     blocked = fire(engine, "svc001")
     record = real_store.get_record(blocked.rollback_id or "")
     assert blocked.reason == "global_limit" and record is not None
@@ -68,10 +75,7 @@ def test_explain_counts_rollbacks_started_within_the_window_like_the_reservation
     make_engine: Any, real_store: Store, tmp_path: Path
 ) -> None:
     """Explain's global-limit line counts what the reservation counts, even behind a cooldown."""
-    config = write_config(tmp_path / "services.yaml", dict(list(SERVICES.items())[:1]))
-    engine = make_engine(store=real_store, ROLLBACK_CONFIG=config, MAX_CONCURRENT_ROLLBACKS="1")
-    assert fire(engine, "svc000").reason == "passed"
-    assert engine.wait_idle(10)  # finished: it holds no lock, but it started within the window
+    engine = _one_finished(make_engine, real_store, tmp_path, services=1)
     raw = alert("svc000", fingerprint="fp-svc000-again")
     checks = {str(c["check"]): c for c in engine.explain(parse_alert(raw, 0)).checks}
     assert checks["cooldown"]["passed"] is False  # the script stops here; the rest is read
