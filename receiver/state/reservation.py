@@ -22,6 +22,7 @@ from receiver.state.lease_scripts import (
     RENEW_SCRIPT,
     TRANSITION_SCRIPT,
 )
+from receiver.state.status_script import SERVICE_STATUS_SCRIPT
 
 # KEYS: 1 episode, 2 service lock, 3 locks zset (service -> lease deadline ms), 4 starts zset
 #       of the service (id -> start ms), 5 running hash (service -> id), 6 record-state key,
@@ -199,6 +200,7 @@ class Scripts:
         self.reap = client.register_script(REAP_SCRIPT)
         self.transition = client.register_script(TRANSITION_SCRIPT)
         self.mark_transition = client.register_script(MARK_TRANSITION_SCRIPT)
+        self.service_status = client.register_script(SERVICE_STATUS_SCRIPT)
 
 
 def decode(value: Any) -> str:
