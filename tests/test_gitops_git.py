@@ -219,3 +219,31 @@ def test_inspect_refuses_a_target_commit_the_repository_does_not_have(
     v1 = commit_of(origin, "v1")
     facts = action(origin, tmp_path).inspect(job(target_commit=v1[:9]))
     assert facts.target == v1
+
+
+class CountingRevert(GitRevert):
+    """Counts the git commands it runs, by name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: list[str] = []
+
+    def _git(self, *args: str, **kwargs: Any) -> str:
+        self.commands.append(args[0])
+        return super()._git(*args, **kwargs)
+
+
+def test_the_path_history_is_read_once_per_fetched_head(origin: BareRepo, tmp_path: Path) -> None:
+    """A repeat inspect at the same head runs no `git log`; a new commit is read, packed or not."""
+    revert = CountingRevert(options(origin.url), cache_dir=tmp_path / "cache")
+    first = revert.inspect(job())
+    assert revert.inspect(job()) == first
+    assert revert.commands.count("fetch") == 2 and revert.commands.count("log") == 1
+    origin.commit_files({f"{PATH}/deploy.yaml": "image: app:v4"}, "v4")
+    subprocess.run(["git", "--git-dir", str(revert.clone), "pack-refs", "--all"], check=True)
+    assert not (revert.clone / revert.remote_ref).exists()  # only in packed-refs now
+    newer = revert.inspect(job())
+    assert newer.current == commit_of(origin, "v4") != first.current
+    assert revert.commands.count("log") == 2
+    revert.inspect(job())
+    assert revert.commands.count("log") == 2

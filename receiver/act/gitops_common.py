@@ -17,9 +17,12 @@ later rollback reads to tell that the newest change to the path is itself a roll
 from __future__ import annotations
 
 import re
+import threading
 import time
-from collections.abc import Callable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 from receiver.act.base import RollbackJob, TargetFacts
 from receiver.errors import ActionError
@@ -35,6 +38,9 @@ TRAILER_FINGERPRINT = "Alert-Fingerprint"
 HISTORY_DEPTH = 30
 PUSH_ATTEMPTS = 3  # whole restore, rebuilt on the new head after a lost race
 INSPECT_TIMEOUT_SECONDS = 3  # inspect runs in the webhook request
+
+CACHE_ENTRIES = 4096  # entries of a provider's cache (branch heads, path histories)
+T = TypeVar("T")
 
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
@@ -192,3 +198,30 @@ def past_rollbacks_in(history: Sequence[PathCommit]) -> tuple[PastRollback, ...]
                 )
             )
     return tuple(found)
+
+
+class BoundedCache(Generic[T]):
+    """A thread-safe least-recently-used map with a bounded number of entries."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._data: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: T) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()

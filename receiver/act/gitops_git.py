@@ -27,6 +27,7 @@ from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     PUSH_ATTEMPTS,
     TRAILER_ID,
+    BoundedCache,
     GitOpsOptions,
     PathCommit,
     RestorePlan,
@@ -57,6 +58,10 @@ esac
 """
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _REJECTED = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "cannot lock ref")
+
+_SHA_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
+# The newest commits of a path, by (clone, path, fetched head): a moved head reads it again.
+HISTORIES: BoundedCache[list[PathCommit]] = BoundedCache()
 
 # One clone per repository per process: concurrent rollbacks of services sharing a repo queue.
 _CLONE_LOCKS: dict[str, threading.Lock] = {}
@@ -201,12 +206,37 @@ class GitRevert(RollbackAction):
             timeout=timeout,
         )
 
+    def _fetched_head(self) -> str | None:
+        """The fetched branch head from the clone's ref files (no git process), if found there."""
+        for name in (self.remote_ref, "packed-refs"):  # a loose ref wins over a packed one
+            try:
+                lines = (self.clone / name).read_text(encoding="ascii").splitlines()
+            except (OSError, UnicodeDecodeError):
+                continue
+            for line in lines:
+                sha, _, ref = line.strip().partition(" ")
+                if ref in ("", self.remote_ref) and _SHA_LINE.match(sha):
+                    return sha
+        return None
+
     def _history(self, timeout: float) -> list[PathCommit]:
+        """The path's newest commits at the fetched head, read once per head."""
+        head = self._fetched_head()
+        if head is None:
+            return self._read_history(self.remote_ref, timeout)
+        key = (str(self.clone), self.path, head)
+        cached = HISTORIES.get(key)
+        if cached is None:
+            cached = self._read_history(head, timeout)
+            HISTORIES.put(key, cached)
+        return cached
+
+    def _read_history(self, revision: str, timeout: float) -> list[PathCommit]:
         out = self._git(
             "log",
             f"-n{HISTORY_DEPTH}",
             "--format=%H%x00%P%x00%ct%x00%B%x1e",
-            self.remote_ref,
+            revision,
             "--",
             self.path,
             timeout=timeout,
