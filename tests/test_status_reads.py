@@ -7,15 +7,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis as redis_lib
 
 from receiver.config import Settings
 from receiver.pipeline import Engine
-from receiver.state.history import RollbackRecord, State
+from receiver.state.history import State
 from receiver.state.overview import RAN_STATES, STATUS_SCAN
 from receiver.state.store import Store
-
-_count = 0
+from tests.redis_support import RoundTrips, add_record
 
 
 def config_of(tmp_path: Path, count: int) -> str:
@@ -31,24 +29,6 @@ def config_of(tmp_path: Path, count: int) -> str:
     return str(path)
 
 
-def add_record(store: Store, service: str, state: str) -> RollbackRecord:
-    global _count
-    _count += 1
-    record = RollbackRecord(
-        id=f"rb-20261201T000000Z-{_count:08x}",
-        service=service,
-        namespace="production",
-        tier="critical",
-        decision="skipped" if state == State.SKIPPED else "rollback",
-        reason="cooldown" if state == State.SKIPPED else "passed",
-        state=state,
-        trigger={"labels": {"service": service}},
-        created_at="2026-12-01T00:00:00.000Z",
-    )
-    store.create_record(record)
-    return record
-
-
 def seed(store: Store, services: list[str]) -> None:
     """A few records of every state for each service, a start, a lock and an auto-sync entry."""
     states = list(State)
@@ -59,20 +39,6 @@ def seed(store: Store, services: list[str]) -> None:
     store.client.zadd(store.key("starts", services[0]), {"rb-a": now_ms - 60_000})
     store.client.set(store.key("lock", services[0]), "rb-a", px=60_000)
     store.client.hset(store.key("autosync_disabled"), "app-s001", '{"since": 1.5}')
-
-
-class RoundTrips:
-    """Counts the writes to Redis's socket: one per command, one per pipeline."""
-
-    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
-        self.count = 0
-        send = redis_lib.connection.AbstractConnection.send_packed_command
-
-        def counted(conn: Any, command: Any, check_health: bool = True) -> None:
-            self.count += 1
-            send(conn, command, check_health)
-
-        monkeypatch.setattr(redis_lib.connection.AbstractConnection, "send_packed_command", counted)
 
 
 def test_a_status_page_costs_the_same_few_round_trips_for_3_services_as_for_60(
