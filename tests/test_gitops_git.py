@@ -11,6 +11,7 @@ import pytest
 from receiver.act.base import ActionContext, RollbackJob
 from receiver.act.gitops_common import GitOpsOptions, parse_trailers
 from receiver.act.gitops_git import GitRevert, redact
+from receiver.act.shared_reads import delivery_scope
 from receiver.config import Secret
 from receiver.errors import ActionError, LockLost
 from tests.fakes import BareRepo
@@ -247,3 +248,14 @@ def test_the_path_history_is_read_once_per_fetched_head(origin: BareRepo, tmp_pa
     assert revert.commands.count("log") == 2
     revert.inspect(job())
     assert revert.commands.count("log") == 2
+
+
+def test_the_alerts_of_one_delivery_share_one_fetch(origin: BareRepo, tmp_path: Path) -> None:
+    """Inside a delivery each clone + branch is fetched once; outside one, every inspect fetches."""
+    first, second = (CountingRevert(options(origin.url), cache_dir=tmp_path / "c") for _ in "ab")
+    with delivery_scope():
+        first.inspect(job())
+        second.inspect(job(rollback_id="rb-0002"))
+    assert first.commands.count("fetch") + second.commands.count("fetch") == 1
+    first.inspect(job())
+    assert first.commands.count("fetch") == 2

@@ -40,6 +40,7 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
+from receiver.act.shared_reads import shared_read
 from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
 from receiver.state.memory import PastRollback
@@ -219,6 +220,10 @@ class GitRevert(RollbackAction):
                     return sha
         return None
 
+    def _fetch_once(self, timeout: float) -> None:
+        """`_fetch`, once per delivery and clone + branch: the alerts of a delivery share it."""
+        shared_read(("git-fetch", str(self.clone), self.branch), lambda: self._fetch(timeout))
+
     def _history(self, timeout: float) -> list[PathCommit]:
         """The path's newest commits at the fetched head, read once per head."""
         head = self._fetched_head()
@@ -280,7 +285,7 @@ class GitRevert(RollbackAction):
         """Fetch the branch and read the path's history: current, target, newest change."""
         with self._lock:
             try:
-                self._fetch(self.inspect_timeout)
+                self._fetch_once(self.inspect_timeout)
                 history = self._history(self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
@@ -309,7 +314,7 @@ class GitRevert(RollbackAction):
         """The receiver's rollback commits in the path's recent history."""
         with self._lock:
             try:
-                self._fetch(self.inspect_timeout)
+                self._fetch_once(self.inspect_timeout)
                 history = self._history(self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
