@@ -1,10 +1,13 @@
-"""`make bench`: webhook throughput and latency against a bare Flask app, same gunicorn setup.
+"""`make bench`: webhook throughput, latency and CPU against a bare Flask app, same gunicorn setup.
 
-Both servers run with 2 gunicorn workers (gthread, 4 threads) on loopback; the receiver uses
-the machine's real Redis (db 14, flushed before and after) and a local GitOps repo in dry-run
-mode, so every delivery goes through the whole decision pipeline. The load is a fixed number
-of posts from several client threads with keep-alive sessions: mostly Alertmanager repeats of
-active episodes (duplicate), plus resolved and non-trigger alerts.
+Both servers run with 2 gunicorn workers (gthread, 4 threads) on loopback, side by side; the
+receiver uses the machine's real Redis (BENCH_REDIS_URL, default db 14, flushed before and
+after) and a local GitOps repo in dry-run mode, so every delivery goes through the whole
+decision pipeline. Three loads, each a fixed number of posts from several client threads with
+keep-alive sessions: the receiver's repeats (mostly Alertmanager repeats of active episodes,
+`duplicate`, plus resolved and non-trigger alerts), the receiver's first deliveries (every post
+a new episode) and the bare app's. Each load is split into BENCH_ROUNDS rounds run in turn, so
+other jobs on a shared machine weigh on all three alike.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "5"))  # each load split into rounds, interleaved
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
@@ -113,7 +117,8 @@ def bodies() -> list[bytes]:
     return out
 
 
-def load(url: str, payloads: list[bytes]) -> dict[str, float]:
+def load(url: str, payloads: list[bytes]) -> tuple[list[float], int, float]:
+    """Post the payloads from THREADS keep-alive sessions: latencies, errors, elapsed seconds."""
     latencies: list[float] = []
     errors = 0
     lock = threading.Lock()
@@ -144,15 +149,36 @@ def load(url: str, payloads: list[bytes]) -> dict[str, float]:
         t.start()
     for t in threads:
         t.join(600)
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    return {
-        "requests": len(latencies),
-        "errors": errors,
-        "rps": len(latencies) / elapsed,
-        "p50_ms": 1000 * statistics.median(latencies),
-        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
-    }
+    return latencies, errors, time.perf_counter() - started
+
+
+class Figures:
+    """One server's figures under one load, summed over the rounds it was measured in."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.errors = 0
+        self.elapsed = 0.0
+        self.cpu = 0.0
+
+    def measure(self, url: str, pid: int, payloads: list[bytes]) -> None:
+        """Post one round's payloads, adding their latencies and the server's CPU seconds."""
+        before = cpu_seconds(pid)
+        latencies, errors, elapsed = load(url, payloads)
+        self.cpu += cpu_seconds(pid) - before
+        self.latencies += latencies
+        self.errors += errors
+        self.elapsed += elapsed
+
+    def summary(self) -> dict[str, float]:
+        ordered = sorted(self.latencies)
+        return {
+            "rps": len(ordered) / max(self.elapsed, 1e-9),
+            "p50_ms": 1000 * statistics.median(ordered),
+            "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
+            "errors": self.errors,
+            "cpu_per_1000": self.cpu * 1000 / max(len(ordered), 1),
+        }
 
 
 TICKS = os.sysconf("SC_CLK_TCK")
@@ -221,14 +247,6 @@ def first_deliveries() -> list[bytes]:
     return out
 
 
-def measured(url: str, pid: int, payloads: list[bytes]) -> dict[str, float]:
-    """The load's figures plus the server's CPU seconds per 1,000 deliveries."""
-    before = cpu_seconds(pid)
-    figures = load(url, payloads)
-    figures["cpu_per_1000"] = (cpu_seconds(pid) - before) * 1000 / max(len(payloads), 1)
-    return figures
-
-
 def gitops_repo(tmp: Path) -> str:
     work = tmp / "work"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
@@ -285,14 +303,13 @@ def main() -> None:
             "STABILIZATION_SECONDS": "0",
             "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
         }
-        results = {}
-        port = free_port()
+        receiver_port, bare_port = free_port(), free_port()
         receiver = subprocess.Popen(
             [
                 str(BIN / "rollback-receiver"),
                 "serve",
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"127.0.0.1:{receiver_port}",
                 "--workers",
                 "2",
             ],
@@ -300,21 +317,11 @@ def main() -> None:
             stderr=subprocess.DEVNULL,
             cwd=ROOT,
         )
-        try:
-            wait_ready(f"http://127.0.0.1:{port}", receiver)
-            url = f"http://127.0.0.1:{port}"
-            load(url, payloads[:200])  # warm-up: episodes recorded
-            results["receiver"] = measured(url, receiver.pid, payloads)
-            results["receiver, first deliveries"] = measured(url, receiver.pid, first_deliveries())
-            rss = worker_rss_mb(receiver.pid)
-        finally:
-            stop(receiver)
-        port = free_port()
         bare = subprocess.Popen(
             [
                 str(BIN / "gunicorn"),
                 "--bind",
-                f"127.0.0.1:{port}",
+                f"127.0.0.1:{bare_port}",
                 "--workers",
                 "2",
                 "--worker-class",
@@ -328,16 +335,37 @@ def main() -> None:
             env=env,
             stderr=subprocess.DEVNULL,
         )
+        servers = {"receiver": receiver, "bare": bare}
+        urls = {
+            "receiver": f"http://127.0.0.1:{receiver_port}",
+            "bare": f"http://127.0.0.1:{bare_port}",
+        }
+        measured = {name: Figures() for name in ("receiver", "receiver, first deliveries", "bare")}
+        loads = {
+            "receiver": ("receiver", payloads),
+            "receiver, first deliveries": ("receiver", first_deliveries()),
+            "bare": ("bare", payloads),
+        }
         try:
-            wait_ready(f"http://127.0.0.1:{port}", bare)
-            load(f"http://127.0.0.1:{port}", payloads[:200])
-            results["bare"] = measured(f"http://127.0.0.1:{port}", bare.pid, payloads)
+            for name, proc in servers.items():
+                wait_ready(urls[name], proc)
+                load(urls[name], payloads[:200])  # warm-up (the receiver: episodes recorded)
+            order = list(measured)
+            for round_ in range(ROUNDS):  # interleaved: other jobs on the machine hit all three
+                for name in order[round_ % 3 :] + order[: round_ % 3]:
+                    server, bodies_of = loads[name]
+                    measured[name].measure(
+                        urls[server], servers[server].pid, bodies_of[round_::ROUNDS]
+                    )
+            rss = worker_rss_mb(receiver.pid)
         finally:
+            stop(receiver)
             stop(bare)
+        results = {name: figures.summary() for name, figures in measured.items()}
     client.flushdb()
     print(
-        f"webhook benchmark: {REQUESTS} posts, {THREADS} client threads, 2 gunicorn workers, "
-        f"{os.cpu_count()} cores"
+        f"webhook benchmark: {REQUESTS} posts per load in {ROUNDS} interleaved rounds, "
+        f"{THREADS} client threads, 2 gunicorn workers, {os.cpu_count()} cores"
     )
     print(
         f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU s/1000':>10}"

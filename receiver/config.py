@@ -10,6 +10,7 @@ and exits. Secrets come from `receiver.secrets`, per-service targets and trigger
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import re
 from collections.abc import Mapping
@@ -248,12 +249,16 @@ class Settings:
         return Redactor(self.secret_values)
 
 
-def _url_passwords(url: str | None) -> list[str]:
+_URL_PASSWORD = re.compile(r"^[a-z][a-z0-9+.-]*://[^/@]*?:(?P<password>[^/@]+)@", re.I)
+
+
+@functools.lru_cache(maxsize=16)  # asked for every text redacted: every answer and log line
+def _url_passwords(url: str | None) -> tuple[str, ...]:
     """The password in a URL's userinfo (`scheme://user:password@host`), as written and decoded."""
-    match = re.match(r"^[a-z][a-z0-9+.-]*://[^/@]*?:(?P<password>[^/@]+)@", url or "", re.I)
+    match = _URL_PASSWORD.match(url or "")
     if match is None:
-        return []
-    return [match.group("password"), unquote(match.group("password"))]
+        return ()
+    return (match.group("password"), unquote(match.group("password")))
 
 
 # Errors are judged on a 1m window that starts after validation (act/validate.py): a shorter

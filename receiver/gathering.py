@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import copy_context
@@ -110,6 +111,8 @@ GatherOne = Callable[[Trigger, Origin, str, "ManualRequest | None"], Gathered]
 
 GATHER_THREADS = 4  # the facts of one delivery gathered at once: a handful of GitHub requests
 _POOL = ThreadPoolExecutor(GATHER_THREADS, thread_name_prefix="gather")  # one per process
+# Alerts gathered at once in the process, in the pool or in a request's own thread.
+_SLOTS = threading.BoundedSemaphore(GATHER_THREADS)
 
 
 def gather_all(
@@ -124,10 +127,13 @@ def gather_all(
             return None  # classified again on its turn, where the error is handled
         rollback_id = new_id()
         try:
-            return gather_one(trigger, Origin.ALERT, rollback_id, None)
+            with _SLOTS:
+                return gather_one(trigger, Origin.ALERT, rollback_id, None)
         except Exception as exc:
             return Gathered(trigger, rollback_id, Origin.ALERT, error=exc)
 
+    if len(alerts) == 1:  # a lone alert is gathered in the request's thread: no hand-off
+        return [copy_context().run(one, alerts[0])]
     futures = [_POOL.submit(copy_context().run, one, alert) for alert in alerts]
     return [future.result() for future in futures]
 

@@ -39,9 +39,11 @@ class Preparation:
         settings: Settings,
         build_actions: ActionFactory,
         store: Store | None = None,
+        unmarked: Sequence[str] | None = None,
     ) -> None:
         self.job = job
         self.store = store
+        self._unmarked = unmarked  # the markers read with the memory; None: read them
         self._build: Callable[[], list[RollbackAction]] = lambda: list(
             build_actions(settings, job.target, job.mode)
         )
@@ -59,9 +61,8 @@ class Preparation:
         rollback_id: str,
         request: ManualRequest | None,
     ) -> Preparation:
-        """The job of a rollback of `trigger` to `target` (reads the revision memory once)."""
-        memory = RevisionMemory(store)
-        names = (trigger.service, *target.safety_targets())
+        """The job of a rollback of `trigger` to `target` (one read of the revision memory)."""
+        recalled = RevisionMemory(store).recall((trigger.service, *target.safety_targets()))
         job = RollbackJob(
             rollback_id=rollback_id,
             service=trigger.service,
@@ -74,11 +75,11 @@ class Preparation:
             fingerprint=trigger.fingerprint or None,
             target_commit=(request.target_commit if request else None),
             target_revision=(request.target_revision if request else None),
-            bad_revisions=memory.bad_revisions(names),
-            rolled_back_to=memory.restored_revisions(names),
+            bad_revisions=recalled.bad_revisions,
+            rolled_back_to=recalled.restored,
             dry_run=bool(settings.dry_run or (request and request.dry_run)),
         )
-        return cls(job, settings, build_actions, store)
+        return cls(job, settings, build_actions, store, recalled.unmarked)
 
     def actions(self) -> list[RollbackAction]:
         """The backends of this mode; a failure to build them is raised again, not retried."""
@@ -107,7 +108,8 @@ class Preparation:
             return
         memory = RevisionMemory(self.store)
         names = memory_names(self.job)
-        if not memory.unmarked(names):
+        unmarked, self._unmarked = self._unmarked, None  # read with the memory, used once
+        if not (memory.unmarked(names) if unmarked is None else unmarked):
             return
         past: dict[str, PastRollback] = {}  # by restored revision: mode both shows one twice
         for action in self.actions():

@@ -12,6 +12,7 @@ import pytest
 from receiver.act.base import ActionContext, RollbackJob
 from receiver.act.gitops_common import GitOpsOptions, is_rollback_commit, parse_trailers
 from receiver.act.gitops_git import GitRevert, redact
+from receiver.act.shared_reads import delivery_scope
 from receiver.config import Secret
 from receiver.errors import ActionError, LockLost
 from tests.fake_time import FakeClock
@@ -332,3 +333,42 @@ def test_inspect_refuses_a_target_commit_the_repository_does_not_have(
     v1 = commit_of(origin, "v1")
     facts = action(origin, tmp_path).inspect(job(target_commit=v1[:9]))
     assert facts.target == v1
+
+
+class CountingRevert(GitRevert):
+    """Counts the git commands it runs, by name."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.commands: list[str] = []
+
+    def _git(self, *args: str, **kwargs: Any) -> str:
+        self.commands.append(args[0])
+        return super()._git(*args, **kwargs)
+
+
+def test_the_path_history_is_read_once_per_fetched_head(origin: BareRepo, tmp_path: Path) -> None:
+    """A repeat inspect at the same head runs no `git log`; a new commit is read, packed or not."""
+    revert = CountingRevert(options(origin.url), cache_dir=tmp_path / "cache")
+    first = revert.inspect(job())
+    assert revert.inspect(job()) == first
+    assert revert.commands.count("fetch") == 2 and revert.commands.count("log") == 1
+    origin.commit_files({f"{PATH}/deploy.yaml": "image: app:v4"}, "v4")
+    subprocess.run(["git", "--git-dir", str(revert.clone), "pack-refs", "--all"], check=True)
+    assert not (revert.clone / revert.remote_ref).exists()  # only in packed-refs now
+    newer = revert.inspect(job())
+    assert newer.current == commit_of(origin, "v4") != first.current
+    assert revert.commands.count("log") == 2
+    revert.inspect(job())
+    assert revert.commands.count("log") == 2
+
+
+def test_the_alerts_of_one_delivery_share_one_fetch(origin: BareRepo, tmp_path: Path) -> None:
+    """Inside a delivery each clone + branch is fetched once; outside one, every inspect fetches."""
+    first, second = (CountingRevert(options(origin.url), cache_dir=tmp_path / "c") for _ in "ab")
+    with delivery_scope():
+        first.inspect(job())
+        second.inspect(job(rollback_id="rb-0002"))
+    assert first.commands.count("fetch") + second.commands.count("fetch") == 1
+    first.inspect(job())
+    assert first.commands.count("fetch") == 2

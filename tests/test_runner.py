@@ -12,7 +12,7 @@ from receiver.app import build_engine
 from receiver.config import ServiceTarget, Settings
 from receiver.intake.payload import parse_alert
 from receiver.pipeline import ManualRequest
-from receiver.state.memory import RevisionMemory
+from receiver.state.memory import Recall, RevisionMemory
 from receiver.state.store import Store
 from tests.support import Backend, Collector, alert
 
@@ -32,14 +32,14 @@ def counted(
         builds.append(mode)
         return backend.factory(settings, target, mode)
 
-    for name in ("bad_revisions", "restored_revisions"):
+    for name in ("recall", "bad_revisions", "restored_revisions"):
         original = getattr(RevisionMemory, name)
 
         def read(
             memory: RevisionMemory, names: Any, _original: Any = original, _name: str = name
-        ) -> frozenset[str]:
+        ) -> Any:
             reads.append(_name)
-            return frozenset(_original(memory, names))
+            return _original(memory, names)
 
         monkeypatch.setattr(RevisionMemory, name, read)
     engines = []
@@ -63,7 +63,7 @@ def test_an_alert_rollback_builds_its_backends_and_reads_its_revisions_once(coun
     assert engine.wait_idle(10)
     assert engine.get_record(outcome.rollback_id).state == "completed"
     assert builds == ["gitops"]
-    assert sorted(reads) == ["bad_revisions", "restored_revisions"]
+    assert reads == ["recall"]  # both revision sets and the markers, in one round trip
 
 
 def test_an_approved_rollback_builds_its_backends_once_at_approval(counted: Any) -> None:
@@ -84,3 +84,23 @@ def test_a_manual_rollback_uses_the_mode_it_asked_for_for_inspect_and_execute(
     assert engine.wait_idle(10)
     assert builds == ["argocd"] and record.mode == "argocd"
     assert engine.get_record(outcome.rollback_id).state == "completed"
+
+
+@pytest.mark.parametrize("kind", ["fake_store", "real_store"])
+def test_one_recall_reads_both_revision_sets_and_the_missing_markers(
+    kind: str, request: pytest.FixtureRequest
+) -> None:
+    memory = RevisionMemory(request.getfixturevalue(kind))
+    memory.remember(["api", "git:acme/gitops@main:k8s/api"], "bad1234", "good567")
+    memory.remember(["argocd:api"], "bad890", None)
+    memory.mark(["api"])
+    names = ["api", "git:acme/gitops@main:k8s/api", "argocd:api"]
+    recalled = memory.recall(names)
+    assert recalled == Recall(
+        memory.bad_revisions(names), memory.restored_revisions(names), tuple(memory.unmarked(names))
+    )
+    assert recalled == Recall(
+        frozenset({"bad1234", "bad890"}),
+        frozenset({"good567"}),
+        ("git:acme/gitops@main:k8s/api", "argocd:api"),
+    )

@@ -17,27 +17,24 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import requests
 from github import Auth, Github, GithubException
 
 from receiver import metrics
-from receiver.act.gitops_common import HISTORY_DEPTH
+from receiver.act.gitops_common import HISTORY_DEPTH, BoundedCache
 from receiver.act.shared_reads import shared_read
 from receiver.errors import ActionError
 
 log = logging.getLogger("receiver.github")
 
-T = TypeVar("T")
 Entry = tuple[str, str, str]  # (mode, type, sha) of a path in a tree
 
 SECONDARY_LIMIT_DEFAULT_WAIT = 60.0  # GitHub: "wait for at least one minute"
 LOW_REMAINING = 200  # below this, optional reads stop
 LOW_BUDGET_HEAD_SECONDS = 300.0  # how long a known branch head is trusted when the budget is low
-CACHE_ENTRIES = 4096
 
 _RATE_LIMIT_PHRASES = (
     "secondary rate limit",
@@ -149,33 +146,6 @@ class RateBudget:
 
 
 BUDGET = RateBudget()
-
-
-class BoundedCache(Generic[T]):
-    """A thread-safe least-recently-used map with a bounded number of entries."""
-
-    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
-        self._entries = entries
-        self._data: OrderedDict[Hashable, T] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> T | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: Hashable, value: T) -> None:
-        with self._lock:
-            self._data[key] = value
-            self._data.move_to_end(key)
-            while len(self._data) > self._entries:
-                self._data.popitem(last=False)
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()
 
 
 KNOWN_HEADS: BoundedCache[tuple[str, float]] = BoundedCache()  # (repo, branch) -> (sha, when)

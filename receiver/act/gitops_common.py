@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import random
 import re
+import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from pathlib import Path
+from typing import Any, Generic, TypeVar
 
 from receiver.act.base import RollbackJob, TargetFacts
 from receiver.act.polling import Pacing
@@ -44,8 +47,12 @@ PUSH_ATTEMPTS = 30
 REBUILD_PAUSE_SECONDS = 0.05
 INSPECT_TIMEOUT_SECONDS = 3  # inspect runs in the webhook request
 
+CACHE_ENTRIES = 4096  # entries of a provider's cache (branch heads, path histories)
+T = TypeVar("T")
+
 _TRAILER_LINE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*):\s*(.*?)\s*$")
 _SHA = re.compile(r"^[0-9a-f]{7,64}$")
+_SHA_LINE = re.compile(r"^([0-9a-f]{40}|[0-9a-f]{64})$")
 
 
 @dataclass(frozen=True)
@@ -252,3 +259,44 @@ class PushRetry:
             "not restoring over that change",
             dict(details),
         )
+
+
+class BoundedCache(Generic[T]):
+    """A thread-safe least-recently-used map with a bounded number of entries."""
+
+    def __init__(self, entries: int = CACHE_ENTRIES) -> None:
+        self._entries = entries
+        self._data: OrderedDict[Hashable, T] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> T | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: Hashable, value: T) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._entries:
+                self._data.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+
+
+def fetched_head(clone: Path, ref: str) -> str | None:
+    """A fetched ref's sha from a bare clone's ref files (no git process), if found there."""
+    for name in (ref, "packed-refs"):  # a loose ref wins over a packed one
+        try:
+            lines = (clone / name).read_text(encoding="ascii").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            sha, _, named = line.strip().partition(" ")
+            if named in ("", ref) and _SHA_LINE.match(sha):
+                return sha
+    return None

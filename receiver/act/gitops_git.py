@@ -31,12 +31,14 @@ from receiver.act.clone_lock import CLONE_WAIT_SECONDS, CloneLock
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
+    BoundedCache,
     GitOpsOptions,
     PathCommit,
     PushRetry,
     RestorePlan,
     commit_message,
     facts_from_plan,
+    fetched_head,
     parse_trailers,
     past_rollbacks_in,
     plan_restore,
@@ -44,6 +46,7 @@ from receiver.act.gitops_common import (
     record_plan,
     short,
 )
+from receiver.act.shared_reads import shared_read
 from receiver.decide.targets import normalize_path
 from receiver.errors import ActionError
 from receiver.state.memory import PastRollback
@@ -62,6 +65,9 @@ esac
 """
 _USERINFO = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)[^/@\s]+@")
 _REJECTED = ("non-fast-forward", "fetch first", "[rejected]", "stale info", "cannot lock ref")
+
+# The newest commits of a path, by (clone, path, fetched head): a moved head reads it again.
+HISTORIES: BoundedCache[list[PathCommit]] = BoundedCache()
 
 
 def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
@@ -203,12 +209,28 @@ class GitRevert(RollbackAction):
             timeout=timeout,
         )
 
-    def _history(self, head: str, timeout: float) -> list[PathCommit]:
+    def _fetch_once(self, timeout: float) -> None:
+        """`_fetch`, once per delivery and clone + branch: the alerts of a delivery share it."""
+        shared_read(("git-fetch", str(self.clone), self.branch), lambda: self._fetch(timeout))
+
+    def _history(self, timeout: float, head: str | None = None) -> list[PathCommit]:
+        """The path's newest commits at `head` (else the fetched head), read once per head."""
+        head = head or fetched_head(self.clone, self.remote_ref)
+        if head is None:
+            return self._read_history(self.remote_ref, timeout)
+        key = (str(self.clone), self.path, head)
+        cached = HISTORIES.get(key)
+        if cached is None:
+            cached = self._read_history(head, timeout)
+            HISTORIES.put(key, cached)
+        return cached
+
+    def _read_history(self, revision: str, timeout: float) -> list[PathCommit]:
         out = self._git(
             "log",
             f"-n{HISTORY_DEPTH}",
             "--format=%H%x00%P%x00%ct%x00%B%x1e",
-            head,
+            revision,
             "--",
             self.path,
             timeout=timeout,
@@ -252,8 +274,8 @@ class GitRevert(RollbackAction):
         """Fetch the branch and read the path's history: current, target, newest change."""
         with self.clone_lock.held(self.clone_wait):
             try:
-                self._fetch(self.inspect_timeout)
-                history = self._history(self.remote_ref, self.inspect_timeout)
+                self._fetch_once(self.inspect_timeout)
+                history = self._history(self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
             plan = plan_restore(job, self.path, history, STAGE)
@@ -281,8 +303,8 @@ class GitRevert(RollbackAction):
         """The receiver's rollback commits in the path's recent history."""
         with self.clone_lock.held(self.clone_wait):
             try:
-                self._fetch(self.inspect_timeout)
-                history = self._history(self.remote_ref, self.inspect_timeout)
+                self._fetch_once(self.inspect_timeout)
+                history = self._history(self.inspect_timeout)
             except GitCommandError as exc:
                 raise self._fail("cannot read the gitops repository", exc) from None
         return past_rollbacks_in(history)
@@ -294,7 +316,7 @@ class GitRevert(RollbackAction):
             try:
                 self._fetch(timeout)
                 head = self._git("rev-parse", self.remote_ref, timeout=timeout)
-                plan = plan_restore(job, self.path, self._history(head, timeout), STAGE)
+                plan = plan_restore(job, self.path, self._history(timeout, head), STAGE)
                 if job.target_commit:
                     target = self._target_sha(job.target_commit, timeout)
                     plan = RestorePlan(

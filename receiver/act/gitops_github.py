@@ -30,7 +30,6 @@ from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_at
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.github_client import (
     BUDGET,
-    BoundedCache,
     Entry,
     RateLimited,
     branch_head,
@@ -43,6 +42,7 @@ from receiver.act.github_client import (
 )
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
+    BoundedCache,
     GitOpsOptions,
     PathCommit,
     PushRetry,

@@ -164,9 +164,9 @@ def service_names() -> list[str]:
     return sorted(set(eng.settings.services) | eng.store.services() | {eng.settings.service_name})
 
 
-def service_status(service: str) -> dict[str, Any]:
-    """Cooldown, windows, limits, blackout/silence, lock and last rollback of one service."""
-    return engine().status(service)
+def service_statuses(services: list[str]) -> list[dict[str, Any]]:
+    """Cooldown, windows, limits, blackout/silence, lock and last rollback of each service."""
+    return engine().statuses_of(services)
 
 
 def error_budget_consumed(service: str) -> float | None:

@@ -247,7 +247,7 @@ def _budget_class(consumed: float) -> str:
 def services() -> str:
     rows = []
     with delivery_scope():  # Alertmanager's silences listed once for the whole page
-        statuses = [data.service_status(name) for name in data.service_names()]
+        statuses = data.service_statuses(data.service_names())
     for status in statuses:
         name = status["service"]
         consumed = data.error_budget_consumed(name)

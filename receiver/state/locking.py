@@ -56,11 +56,9 @@ class Locking:
 
     def episode_owner(self, episode: str) -> str | None:
         """The rollback id that claimed an episode; None when none did or its record is gone."""
-        owner = decode(self._call(lambda: self.client.get(self.key("episode", episode))))
-        if not owner:
-            return None
-        exists = self._call(lambda: self.client.exists(self.key("record", owner)))
-        return owner if exists else None
+        keys = [self.key("episode", episode)]
+        with self.guarded():
+            return decode(self.scripts.episode_owner(keys=keys, args=[self.prefix])) or None
 
     def reserve(
         self,

@@ -32,6 +32,15 @@ class PastRollback:
     rollback_id: str  # the Rollback-Id trailer, else a stable id of the entry
 
 
+@dataclass(frozen=True)
+class Recall:
+    """What Redis remembers of a set of names, read in one round trip."""
+
+    bad_revisions: frozenset[str]  # revisions rolled back from
+    restored: frozenset[str]  # revisions rolled back to
+    unmarked: tuple[str, ...]  # the names whose marker is missing
+
+
 class RevisionMemory:
     """Reads and writes the revision memory and markers of a set of names, through one Store."""
 
@@ -51,6 +60,24 @@ class RevisionMemory:
                 if restored:
                     pipe.sadd(store.key("restored", name), restored)
             pipe.execute()
+
+    def recall(self, names: Sequence[str]) -> Recall:
+        """`bad_revisions`, `restored_revisions` and `unmarked` of `names`, in one round trip."""
+        if not names:
+            return Recall(frozenset(), frozenset(), ())
+        store = self.store
+        with store.guarded():
+            pipe = store.client.pipeline(transaction=False)
+            pipe.sunion([store.key("badrevs", name) for name in names])
+            pipe.sunion([store.key("restored", name) for name in names])
+            for name in names:
+                pipe.exists(store.key("memory", name))
+            bad, restored, *present = pipe.execute()
+        return Recall(
+            frozenset(decode(m) for m in bad),
+            frozenset(decode(m) for m in restored),
+            tuple(name for name, there in zip(names, present, strict=True) if not there),
+        )
 
     def bad_revisions(self, names: Sequence[str]) -> frozenset[str]:
         return self._union("badrevs", names)

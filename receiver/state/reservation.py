@@ -22,6 +22,7 @@ from receiver.state.lease_scripts import (
     RENEW_SCRIPT,
     TRANSITION_SCRIPT,
 )
+from receiver.state.status_script import SERVICE_STATUS_SCRIPT
 
 # KEYS: 1 episode, 2 service lock, 3 locks zset (service -> lease deadline ms), 4 starts zset
 #       of the service (id -> start ms), 5 running hash (service -> id), 6 record-state key,
@@ -177,6 +178,16 @@ return {'ok', '', ''}
 """
 )
 
+# KEYS: 1 episode
+# ARGV: 1 key prefix
+# returns: the rollback id that claimed the episode if its record still exists, else false
+#          (the reservation's own duplicate test, read in one round trip)
+EPISODE_OWNER_SCRIPT = """
+local owner = redis.call('GET', KEYS[1])
+if owner and redis.call('EXISTS', ARGV[1] .. 'record:' .. owner) == 1 then return owner end
+return false
+"""
+
 
 @dataclass(frozen=True)
 class ReserveResult:
@@ -199,6 +210,8 @@ class Scripts:
         self.reap = client.register_script(REAP_SCRIPT)
         self.transition = client.register_script(TRANSITION_SCRIPT)
         self.mark_transition = client.register_script(MARK_TRANSITION_SCRIPT)
+        self.service_status = client.register_script(SERVICE_STATUS_SCRIPT)
+        self.episode_owner = client.register_script(EPISODE_OWNER_SCRIPT)
 
 
 def decode(value: Any) -> str:

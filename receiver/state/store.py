@@ -167,8 +167,13 @@ class Store(Locking):
         text = self._call(lambda: self.client.get(self.key("record", rollback_id)))
         if not text:
             return None
-        record = RollbackRecord.from_json(decode(text))
         state = decode(self._call(lambda: self.client.get(self.key("rstate", rollback_id))))
+        return self.record_from(decode(text), state)
+
+    @staticmethod
+    def record_from(text: str, state: str) -> RollbackRecord:
+        """A stored record; its state is the record-state key's where one was written."""
+        record = RollbackRecord.from_json(text)
         if state:
             record.state = state
         return record
