@@ -7,10 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import requests
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.mmap_dict import MmapedDict
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving import Served
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ["svc-a", "svc-b", "svc-c"]
@@ -76,3 +79,29 @@ def test_other_services_after_a_reload_get_their_zero_series(tmp_path: Path) -> 
     run_workers(tmp_path, 1)
     run_workers(tmp_path, 1, [*SERVICES, "svc-new"])  # SIGHUP: workers read a new config
     assert scraped_services(tmp_path) == {*SERVICES, "svc-new"}
+
+
+def test_serve_writes_the_zero_series_before_its_workers_start(tmp_path: Path) -> None:
+    """No worker keeps the zero series' metric objects: a process that exited wrote them."""
+    env = {
+        "SERVICE_NAME": "app",
+        "GITOPS_REPO": "acme/gitops",
+        "GITOPS_PATH": "k8s/app",
+        "BLACKOUT_WINDOWS": "none",
+        "PROMETHEUS_URL": "http://127.0.0.1:9",
+    }
+    served = Served(env, workers=1, tmp=tmp_path)
+    try:
+        text = requests.get(served.url + "/metrics", timeout=5).text
+        workers = served.worker_pids()
+    finally:
+        served.stop()
+    failed = {
+        sample.labels["stage"]
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "rollback_failed_total" and sample.labels["service"] == "app"
+    }
+    assert failed == {"gitops", "argocd", "validation", "interrupted"}
+    writers = {path.stem.rsplit("_", 1)[-1] for path in tmp_path.glob("mp-*/counter_*.db")}
+    assert writers and not writers & workers
