@@ -62,7 +62,7 @@ def serve(bind: str | None, workers: int | None) -> None:
     for stale in metrics_dir.glob("*.db"):  # counters of a previous run are not ours
         stale.unlink()
     # The zero series from a process that exits: the workers find them written and skip them,
-    # so none keeps their ~40 metric objects a service. Should it fail, a worker writes them.
+    # so none keeps their 38 metric objects a service. Should it fail, a worker writes them.
     subprocess.run([sys.executable, "-c", ZERO_SERIES, *settings.services], env=env, check=False)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     os.execvpe(  # noqa: S606 - become gunicorn
