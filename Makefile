@@ -49,6 +49,7 @@ run: $(VENV)/.runtime-installed
 
 bench: venv tools redis
 	$(PY) bench/webhook_bench.py
+	$(PY) bench/memory_bench.py
 	$(PY) bench/chain_bench.py
 	$(PY) bench/scale_bench.py
 	$(PY) bench/hostile_bench.py

@@ -86,6 +86,23 @@ def alert(service: str, status: str, fingerprint: str, alertname: str) -> dict[s
     }
 
 
+def delivery(a: dict[str, Any]) -> bytes:
+    """An Alertmanager v4 webhook body carrying one alert."""
+    body = {
+        "version": "4",
+        "status": a["status"],
+        "receiver": "bench",
+        "groupKey": "{}",
+        "alerts": [a],
+        "groupLabels": {},
+        "commonLabels": a["labels"],
+        "commonAnnotations": {},
+        "externalURL": "http://alertmanager:9093",
+        "truncatedAlerts": 0,
+    }
+    return json.dumps(body).encode()
+
+
 def bodies() -> list[bytes]:
     """The delivery mix: 80 % repeats of active episodes, 10 % resolved, 10 % other alerts."""
     out = []
@@ -98,22 +115,7 @@ def bodies() -> list[bytes]:
             a = alert(service, "firing", f"{1000 + i % 4:016x}", "HighMemoryUsage")
         else:
             a = alert(service, "firing", f"{i % 4:016x}", "TriggerEmergencyRollback")
-        out.append(
-            json.dumps(
-                {
-                    "version": "4",
-                    "status": a["status"],
-                    "receiver": "bench",
-                    "groupKey": "{}",
-                    "alerts": [a],
-                    "groupLabels": {},
-                    "commonLabels": a["labels"],
-                    "commonAnnotations": {},
-                    "externalURL": "http://alertmanager:9093",
-                    "truncatedAlerts": 0,
-                }
-            ).encode()
-        )
+        out.append(delivery(a))
     return out
 
 
@@ -212,49 +214,38 @@ def cpu_seconds(pid: int) -> float:
     return total / TICKS
 
 
-def worker_rss_mb(pid: int) -> list[float]:
-    """Resident memory of each worker (the master's children), in MB."""
-    sizes = []
-    for member in family(pid)[1:]:
-        try:
-            status = Path(f"/proc/{member}/status").read_text()
-        except OSError:
-            continue
-        for line in status.splitlines():
-            if line.startswith("VmRSS:"):
-                sizes.append(int(line.split()[1]) / 1024)
+def worker_rss_mb(pid: int) -> dict[int, float]:
+    """VmRSS of each worker (the master's own children, not their git runs), in MB, by pid."""
+    sizes = {}
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        for worker in (task / "children").read_text().split():
+            try:
+                status = Path(f"/proc/{worker}/status").read_text()
+            except OSError:
+                continue
+            for line in status.splitlines():
+                if line.startswith("VmRSS:"):
+                    sizes[int(worker)] = int(line.split()[1]) / 1024
     return sizes
 
 
 def first_deliveries() -> list[bytes]:
     """Every delivery a new trigger episode (a new fingerprint): a full decision and a record."""
-    out = []
-    for i in range(REQUESTS):
-        a = alert(f"svc{i % 4}", "firing", f"{10**6 + i:016x}", "TriggerEmergencyRollback")
-        body = {
-            "version": "4",
-            "status": "firing",
-            "receiver": "bench",
-            "groupKey": "{}",
-            "alerts": [a],
-            "groupLabels": {},
-            "commonLabels": a["labels"],
-            "commonAnnotations": {},
-            "externalURL": "http://alertmanager:9093",
-            "truncatedAlerts": 0,
-        }
-        out.append(json.dumps(body).encode())
-    return out
+    return [
+        delivery(alert(f"svc{i % 4}", "firing", f"{10**6 + i:016x}", "TriggerEmergencyRollback"))
+        for i in range(REQUESTS)
+    ]
 
 
-def gitops_repo(tmp: Path) -> str:
+def gitops_repo(tmp: Path, services: int = 4) -> str:
+    """A bare repository with two deploys of `services` folders k8s/svc<i> (file:// URL)."""
     work = tmp / "work"
     subprocess.run(["git", "init", "-q", "-b", "main", str(work)], check=True)
-    for service in ("svc0", "svc1", "svc2", "svc3"):
-        (work / "k8s" / service).mkdir(parents=True)
     for version in ("1", "2"):
-        for service in ("svc0", "svc1", "svc2", "svc3"):
-            (work / "k8s" / service / "deploy.yaml").write_text(f"image: {service}:{version}\n")
+        for i in range(services):
+            folder = work / "k8s" / f"svc{i}"
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "deploy.yaml").write_text(f"image: svc{i}:{version}\n")
         subprocess.run(["git", "-C", str(work), "add", "-A"], check=True)
         subprocess.run(
             [
@@ -275,6 +266,31 @@ def gitops_repo(tmp: Path) -> str:
     return f"file://{tmp / 'gitops.git'}"
 
 
+def receiver_env(tmp: Path, repo: str, services: int) -> dict[str, str]:
+    """The receiver's environment: `services` services of `repo`, git provider, dry run."""
+    config = tmp / f"services-{services}.yml"
+    config.write_text(
+        "services:\n"
+        + "".join(
+            f'  svc{i}: {{gitops: {{repo: "{repo}", path: k8s/svc{i}}}}}\n' for i in range(services)
+        )
+    )
+    return {
+        **os.environ,
+        "REDIS_URL": REDIS_URL,
+        "ROLLBACK_CONFIG": str(config),
+        "GITOPS_PROVIDER": "git",
+        "ROLLBACK_MODE": "gitops",
+        "DRY_RUN": "true",
+        "BLACKOUT_WINDOWS": "none",
+        "ROLLBACK_CHANGE_WINDOW": "0",
+        "LOG_LEVEL": "WARNING",
+        "GITOPS_CACHE_DIR": str(tmp / "cache"),
+        "STABILIZATION_SECONDS": "0",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
+    }
+
+
 def main() -> None:
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
@@ -282,27 +298,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         repo = gitops_repo(tmp)
-        config = tmp / "services.yml"
-        config.write_text(
-            "services:\n"
-            + "".join(
-                f'  svc{i}: {{gitops: {{repo: "{repo}", path: k8s/svc{i}}}}}\n' for i in range(4)
-            )
-        )
-        env = {
-            **os.environ,
-            "REDIS_URL": REDIS_URL,
-            "ROLLBACK_CONFIG": str(config),
-            "GITOPS_PROVIDER": "git",
-            "ROLLBACK_MODE": "gitops",
-            "DRY_RUN": "true",
-            "BLACKOUT_WINDOWS": "none",
-            "ROLLBACK_CHANGE_WINDOW": "0",
-            "LOG_LEVEL": "WARNING",
-            "GITOPS_CACHE_DIR": str(tmp / "cache"),
-            "STABILIZATION_SECONDS": "0",
-            "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics"),
-        }
+        env = receiver_env(tmp, repo, 4)
         receiver_port, bare_port = free_port(), free_port()
         receiver = subprocess.Popen(
             [
@@ -384,7 +380,7 @@ def main() -> None:
     )
     print(
         f"RSS per worker after {2 * REQUESTS + 200} deliveries: "
-        + ", ".join(f"{mb:.0f} MB" for mb in rss)
+        + ", ".join(f"{mb:.0f} MB" for mb in rss.values())
     )
     ratio = results["receiver"]["rps"] / results["bare"]["rps"]
     print(

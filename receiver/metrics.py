@@ -10,8 +10,11 @@ truth whichever replica, worker or CLI ran the rollback.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 from collections.abc import Iterable
+from pathlib import Path
 
 from prometheus_client import (
     CollectorRegistry,
@@ -29,6 +32,7 @@ SKIP_REASONS = METRIC_SKIP_REASONS
 FAILED_STAGES = tuple(StageName)
 TIERS = ("critical", "emergency", "manual")
 CHANNELS = ("slack", "pagerduty", "incident")
+ZERO_SERIES_WRITER = "zero-series-writer"  # in PROMETHEUS_MULTIPROC_DIR: "<pid> <services digest>"
 
 STARTED = Counter("rollback_started_total", "Rollbacks started", ["service", "tier"])
 COMPLETED = Counter("rollback_completed_total", "Rollbacks completed", ["service", "tier"])
@@ -62,7 +66,30 @@ GITHUB_RATELIMIT_REMAINING = Gauge(
 
 
 def precreate(services: Iterable[str]) -> None:
-    """Zero series for configured services, so rate() and absent() work from the start."""
+    """Zero series for configured services, so rate() and absent() work from the start.
+
+    Under multiprocess mode one process of the directory writes them (its counter file
+    outlives it): every scrape parses every process's file anew, 38 series a configured
+    service each, so a copy in every worker made each scrape and each worker larger.
+    """
+    services = sorted(services)
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if not directory:
+        _zero_series(services)
+        return
+    written = hashlib.sha256("\n".join(services).encode()).hexdigest()[:16]
+    with (Path(directory) / ZERO_SERIES_WRITER).open("a+") as marker:
+        fcntl.flock(marker, fcntl.LOCK_EX)  # workers starting together: one writes, one waits
+        marker.seek(0)
+        writer, _, wrote = marker.read().partition(" ")
+        if wrote == written and (Path(directory) / f"counter_{writer}.db").exists():
+            return
+        _zero_series(services)  # none yet, other services (a reload), or their file was removed
+        marker.truncate(0)
+        marker.write(f"{os.getpid()} {written}")
+
+
+def _zero_series(services: Iterable[str]) -> None:
     for service in services:
         NOT_EFFECTIVE.labels(service)
         for tier in TIERS:

@@ -56,9 +56,18 @@ class Served:
             time.sleep(0.1)
         raise RuntimeError(f"serve did not answer in {timeout}s: {self.logs()[-2000:]}")
 
+    def worker_pids(self) -> set[str]:
+        """gunicorn's workers: the master's children."""
+        return {
+            pid
+            for task in Path(f"/proc/{self.proc.pid}/task").iterdir()
+            for pid in (task / "children").read_text().split()
+        }
+
     def metric_pids(self) -> set[str]:
-        """The worker PIDs that have written counters (multiprocess files)."""
-        return {p.stem.rsplit("_", 1)[-1] for p in self.metrics_dir.glob("counter_*.db")}
+        """The worker PIDs that have written counters (multiprocess files; not `serve`'s zeros)."""
+        files = {p.stem.rsplit("_", 1)[-1] for p in self.metrics_dir.glob("counter_*.db")}
+        return files & self.worker_pids()
 
     def logs(self) -> str:
         if not self._log.closed:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from receiver.cli.shared import fail, load_settings
 
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 64
+ZERO_SERIES = "import sys; from receiver import metrics; metrics.precreate(sys.argv[1:])"
 
 
 def _workers_from_env(value: str | None) -> int:
@@ -59,6 +61,9 @@ def serve(bind: str | None, workers: int | None) -> None:
     metrics_dir.mkdir(parents=True, exist_ok=True)
     for stale in metrics_dir.glob("*.db"):  # counters of a previous run are not ours
         stale.unlink()
+    # The zero series from a process that exits: the workers find them written and skip them,
+    # so none keeps their 38 metric objects a service. Should it fail, a worker writes them.
+    subprocess.run([sys.executable, "-c", ZERO_SERIES, *settings.services], env=env, check=False)
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent)) or "gunicorn"
     os.execvpe(  # noqa: S606 - become gunicorn
         gunicorn, [gunicorn, "-c", "python:receiver.gunicorn_conf", "receiver.wsgi:app"], env

@@ -1,0 +1,182 @@
+"""`make bench` (memory): RSS per gunicorn worker along many deliveries, /metrics scraped.
+
+Starts a fresh `rollback-receiver serve --workers 2` on BENCH_RSS_SERVICES services (dry run,
+a local GitOps repo, the machine's Redis: BENCH_REDIS_URL, flushed before and after) and posts
+N deliveries (`--deliveries N`, BENCH_RSS_DELIVERIES, default 5000) as Alertmanager sends them
+over days (episodes opened, repeated and resolved, unconfigured services, other alerts) while
+/metrics is scraped every BENCH_SCRAPE_SECONDS, as Prometheus would. Prints each worker's
+VmRSS, the /metrics size and series and the Redis keys at 10 %, 50 % and 100 %, and the growth
+over the last half. The figures are not asserted (docs/performance.md records runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import redis
+import requests
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from webhook_bench import (
+    BIN,
+    REDIS_URL,
+    ROOT,
+    THREADS,
+    alert,
+    delivery,
+    free_port,
+    gitops_repo,
+    load,
+    receiver_env,
+    stop,
+    wait_ready,
+    worker_rss_mb,
+)
+
+RSS_DELIVERIES = int(os.environ.get("BENCH_RSS_DELIVERIES", "5000"))
+RSS_SERVICES = int(os.environ.get("BENCH_RSS_SERVICES", "100"))
+SCRAPE_SECONDS = float(os.environ.get("BENCH_SCRAPE_SECONDS", "1"))
+CHECKPOINTS = (0.1, 0.5, 1.0)
+RECEIVER = [str(BIN / "rollback-receiver"), "serve", "--workers", "2"]
+
+
+def production_mix(count: int, services: int, seed: int = 15) -> list[bytes]:
+    """Deliveries as Alertmanager sends them over days, across `services` configured services.
+
+    25 % first deliveries of a new episode (a new fingerprint; 1 in 10 for a service that is
+    not configured, each with its own name), 55 % repeats of an open episode, 10 % resolves
+    closing one, 10 % non-trigger alerts with their own fingerprints; at most 400 episodes
+    are open at once (the oldest stops repeating).
+    """
+    rng = random.Random(seed)
+    opened: list[dict[str, Any]] = []
+    out = []
+    for i in range(count):
+        roll = rng.random()
+        if roll < 0.25 or not opened:
+            unconfigured = rng.random() < 0.1
+            service = f"unknown{i}" if unconfigured else f"svc{rng.randrange(services)}"
+            a = alert(service, "firing", f"{2 * 10**6 + i:016x}", "TriggerEmergencyRollback")
+            opened = [*opened[-399:], a]
+        elif roll < 0.8:
+            a = rng.choice(opened)
+        elif roll < 0.9:
+            a = opened.pop(rng.randrange(len(opened)))
+            a = {**a, "status": "resolved", "endsAt": "2026-11-26T12:10:00Z"}
+        else:
+            service = f"svc{rng.randrange(services)}"
+            a = alert(service, "firing", f"{3 * 10**6 + i:016x}", "HighMemoryUsage")
+        out.append(delivery(a))
+    return out
+
+
+@contextmanager
+def serving(argv: list[str], env: dict[str, str]) -> Iterator[tuple[str, int]]:
+    """A server on a free loopback port: its URL and its master's pid; stopped on the way out."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [*argv, "--bind", f"127.0.0.1:{port}"], env=env, stderr=subprocess.DEVNULL, cwd=ROOT
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        wait_ready(url, proc)
+        yield url, proc.pid
+    finally:
+        stop(proc)
+
+
+@contextmanager
+def scraping(url: str) -> Iterator[list[int]]:
+    """GET /metrics every SCRAPE_SECONDS, beside the load, as Prometheus does; counts them."""
+    done, scrapes = threading.Event(), [0]
+
+    def scrape() -> None:
+        with requests.Session() as session:
+            while not done.wait(SCRAPE_SECONDS):
+                scrapes[0] += session.get(url + "/metrics", timeout=10).ok
+
+    thread = threading.Thread(target=scrape)
+    thread.start()
+    try:
+        yield scrapes
+    finally:
+        done.set()
+        thread.join(30)
+
+
+def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
+    """RSS per worker along `deliveries` of the production mix, /metrics scraped meanwhile."""
+    payloads = production_mix(deliveries, RSS_SERVICES)
+    samples: dict[float, tuple[dict[int, float], int, int, int]] = {}
+    with (
+        serving(RECEIVER, receiver_env(tmp, repo, RSS_SERVICES)) as (url, pid),
+        scraping(url) as scrapes,
+    ):
+        started, done, errors = time.perf_counter(), 0, 0.0
+        for tenth in range(1, 11):
+            upto = deliveries * tenth // 10
+            errors += load(url, payloads[done:upto])[1]
+            done = upto
+            exposition = requests.get(url + "/metrics", timeout=10).text
+            series = sum(1 for line in exposition.splitlines() if not line.startswith("#"))
+            rss = worker_rss_mb(pid)
+            samples[tenth / 10] = (rss, len(exposition.encode()), series, int(client.dbsize()))
+        elapsed = time.perf_counter() - started
+    print(
+        f"memory run: {deliveries} deliveries over {RSS_SERVICES} services in {elapsed:.0f} s, "
+        f"{THREADS} client threads, 2 gunicorn workers, {errors:.0f} errors; "
+        f"/metrics scraped {scrapes[0]} times (every {SCRAPE_SECONDS:g} s)"
+    )
+    workers = sorted(samples[1.0][0])
+    print(
+        f"{'deliveries':<16}"
+        + "".join(f"{'worker ' + str(w):>14}" for w in workers)
+        + f"{'/metrics bytes':>16}{'series':>8}{'Redis keys':>12}"
+    )
+    for share in CHECKPOINTS:
+        rss, size, series, keys = samples[share]
+        print(
+            f"{f'{round(share * deliveries)} ({share:.0%})':<16}"
+            + "".join(f"{rss.get(w, float('nan')):>11.1f} MB" for w in workers)
+            + f"{size:>16}{series:>8}{keys:>12}"
+        )
+    half, end = samples[0.5][0], samples[1.0][0]
+    print(
+        "RSS growth over the last half (50 % -> 100 %): "
+        + ", ".join(f"{end[w] - half.get(w, float('nan')):+.1f} MB" for w in workers)
+        + f"; largest worker {max(end.values()):.0f} MB (goal < 80 MB, no growth)"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument(
+        "--deliveries",
+        type=int,
+        default=RSS_DELIVERIES,
+        metavar="N",
+        help="deliveries of the run (default $BENCH_RSS_DELIVERIES, else 5000)",
+    )
+    args = parser.parse_args()
+    client = redis.Redis.from_url(REDIS_URL)
+    client.flushdb()
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        memory(tmp, gitops_repo(tmp, max(4, RSS_SERVICES)), args.deliveries, client)
+    client.flushdb()
+
+
+if __name__ == "__main__":
+    main()
