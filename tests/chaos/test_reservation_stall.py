@@ -32,6 +32,30 @@ def proc_stores() -> Iterator[list[Store]]:
         store.client.close()
 
 
+def _web_store(
+    make_settings: Any, url: str, tmp_path: Path, proc_stores: list[Store], **env: str
+) -> tuple[Any, Store]:
+    """Settings of one service `web` on the Redis at `url`, and a store on it."""
+    config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
+    settings = make_settings(REDIS_URL=url, ROLLBACK_CONFIG=config, **env)
+    store = Store.from_settings(settings)
+    proc_stores.append(store)
+    return settings, store
+
+
+def _after_first_reservation(store: Store, fault: Callable[[], None]) -> None:
+    """Run `fault` (a stall, a stop, a restart) right after the store's first reservation."""
+    original = store.reserve
+
+    def reserve_then_fault(**kwargs: Any) -> Any:
+        result = original(**kwargs)
+        store.reserve = original  # type: ignore[method-assign]  # one fault only
+        fault()
+        return result
+
+    store.reserve = reserve_then_fault  # type: ignore[method-assign]
+
+
 @pytest.fixture
 def stalled_engine(
     make_engine: Any,
@@ -42,24 +66,16 @@ def stalled_engine(
 ) -> Iterator[Callable[..., Engine]]:
     """An engine on the throwaway Redis whose first reservation is followed by a stall."""
     engines: list[Engine] = []
-    config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
+
+    def stall() -> None:
+        redis_proc.pause()
+        threading.Timer(STALL_SECONDS, redis_proc.resume).start()
 
     def build(**env: str) -> Engine:
-        settings = make_settings(
-            REDIS_URL=redis_proc.url, ROLLBACK_CONFIG=config, LOCK_LEASE_SECONDS="3", **env
+        settings, store = _web_store(
+            make_settings, redis_proc.url, tmp_path, proc_stores, LOCK_LEASE_SECONDS="3", **env
         )
-        store = Store.from_settings(settings)
-        proc_stores.append(store)
-        original = store.reserve
-
-        def reserve_then_stall(**kwargs: Any) -> Any:
-            result = original(**kwargs)
-            store.reserve = original  # type: ignore[method-assign]  # one stall only
-            redis_proc.pause()
-            threading.Timer(STALL_SECONDS, redis_proc.resume).start()
-            return result
-
-        store.reserve = reserve_then_stall  # type: ignore[method-assign]
+        _after_first_reservation(store, stall)
         engine: Engine = make_engine(store=store, settings=settings)
         engines.append(engine)
         return engine
@@ -146,19 +162,8 @@ def test_redis_restarted_empty_after_the_reservation_lets_the_retry_start_it(
     tmp_path: Path,
     proc_stores: list[Store],
 ) -> None:
-    config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
-    settings = make_settings(REDIS_URL=redis_proc.url, ROLLBACK_CONFIG=config)
-    store = Store.from_settings(settings)
-    proc_stores.append(store)
-    original = store.reserve
-
-    def reserve_then_restart(**kwargs: Any) -> Any:
-        result = original(**kwargs)
-        store.reserve = original  # type: ignore[method-assign]
-        redis_proc.restart()
-        return result
-
-    store.reserve = reserve_then_restart  # type: ignore[method-assign]
+    settings, store = _web_store(make_settings, redis_proc.url, tmp_path, proc_stores)
+    _after_first_reservation(store, redis_proc.restart)
     engine = make_engine(store=store, settings=settings)
     _deliver(engine)
     engine.wait_idle(10)
@@ -178,21 +183,12 @@ def test_redis_down_right_after_the_reservation_keeps_the_record_with_the_claim(
 ) -> None:
     """A crash with an append-only file: whatever survives, the claim and its record go together."""
     server = persistent_redis_proc
-    config = write_config(tmp_path / "services.yaml", {"web": {"path": "k8s/web"}})
     # The start after the reservation fails, so the claim's lock lives out its lease before
     # the reaper may interrupt it: a short lease keeps the settle well inside its deadline.
-    settings = make_settings(REDIS_URL=server.url, ROLLBACK_CONFIG=config, LOCK_LEASE_SECONDS="3")
-    store = Store.from_settings(settings)
-    proc_stores.append(store)
-    original = store.reserve
-
-    def reserve_then_stop(**kwargs: Any) -> Any:
-        result = original(**kwargs)
-        store.reserve = original  # type: ignore[method-assign]
-        server.stop()
-        return result
-
-    store.reserve = reserve_then_stop  # type: ignore[method-assign]
+    settings, store = _web_store(
+        make_settings, server.url, tmp_path, proc_stores, LOCK_LEASE_SECONDS="3"
+    )
+    _after_first_reservation(store, server.stop)
     engine = make_engine(store=store, settings=settings)
     _deliver(engine)
     server.start()
