@@ -273,12 +273,7 @@ class GitRevert(RollbackAction):
     def inspect(self, job: RollbackJob) -> TargetFacts:
         """Fetch the branch and read the path's history: current, target, newest change."""
         with self.clone_lock.held(self.clone_wait):
-            try:
-                self._fetch_once(self.inspect_timeout)
-                history = self._history(self.inspect_timeout)
-            except GitCommandError as exc:
-                raise self._fail("cannot read the gitops repository", exc) from None
-            plan = plan_restore(job, self.path, history, STAGE)
+            plan = plan_restore(job, self.path, self._recent_history(), STAGE)
             if job.target_commit:
                 plan = RestorePlan(
                     plan.rolled_back_from,
@@ -302,12 +297,15 @@ class GitRevert(RollbackAction):
     def past_rollbacks(self, job: RollbackJob) -> tuple[PastRollback, ...]:
         """The receiver's rollback commits in the path's recent history."""
         with self.clone_lock.held(self.clone_wait):
-            try:
-                self._fetch_once(self.inspect_timeout)
-                history = self._history(self.inspect_timeout)
-            except GitCommandError as exc:
-                raise self._fail("cannot read the gitops repository", exc) from None
-        return past_rollbacks_in(history)
+            return past_rollbacks_in(self._recent_history())
+
+    def _recent_history(self) -> list[PathCommit]:
+        """The delivery's fetch, then the path's history at its head (the clone held)."""
+        try:
+            self._fetch_once(self.inspect_timeout)
+            return self._history(self.inspect_timeout)
+        except GitCommandError as exc:
+            raise self._fail("cannot read the gitops repository", exc) from None
 
     def execute(self, job: RollbackJob, ctx: ActionContext) -> None:
         """Commit the restore on top of the branch and push it, rebuilding after a lost race."""
