@@ -212,6 +212,23 @@ def test_a_failed_rollback_leaves_the_clone_free(tmp_path: Path) -> None:
     assert is_free(revert.clone_lock.path)
 
 
+def plant_and_die(clone: str, stale: list[str]) -> None:
+    """A process killed while it holds the clone: git's lock files in place, its pid written."""
+    from receiver.act.clone_lock import CloneLock
+
+    with CloneLock(Path(clone), "origin").held(5):
+        for path in stale:
+            Path(path).write_text("left by a killed git\n")
+        os.kill(os.getpid(), 9)
+
+
+def stale_git_locks(revert: GitRevert) -> list[Path]:
+    refs = sorted(p for p in (revert.clone / "refs").rglob("*") if p.is_file())
+    assert refs, "the clone fetched no ref"
+    stale = [revert.clone / "packed-refs.lock", revert.clone / "config.lock"]
+    return stale + [ref.with_name(ref.name + ".lock") for ref in refs]
+
+
 def test_git_lock_files_left_by_a_killed_process_are_cleared_once_the_clone_is_ours(
     tmp_path: Path,
 ) -> None:
@@ -219,14 +236,45 @@ def test_git_lock_files_left_by_a_killed_process_are_cleared_once_the_clone_is_o
     origin = seed_manifests(tmp_path / "origin.git")
     revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
     revert.inspect(gitops_job("x"))  # the clone exists and has fetched once
-    refs = sorted(p for p in (revert.clone / "refs").rglob("*") if p.is_file())
-    assert refs, "the clone fetched no ref"
-    stale = [revert.clone / "packed-refs.lock", revert.clone / "config.lock"]
-    stale += [ref.with_name(ref.name + ".lock") for ref in refs]
-    for path in stale:
-        path.write_text("left by a killed git\n")
+    stale = stale_git_locks(revert)
+    killed = mp.get_context("spawn").Process(
+        target=plant_and_die,
+        args=(str(revert.clone), [str(p) for p in stale]),
+    )
+    killed.start()
+    killed.join(RENDEZVOUS_SECONDS)
+    assert killed.exitcode == -9, "the holder was not killed inside the clone"
+    assert revert.clone_lock.path.read_text().strip() == str(killed.pid)  # what it left
+    assert all(p.exists() for p in stale)
     origin.commit_files({"other/app.yaml": "image: other:v11"}, "moved on")  # the fetch updates
     before = origin.head()
     revert.execute(gitops_job("x"), ctx())
     assert origin.head() != before
     assert not [p for p in stale if p.exists()]
+
+
+def test_a_use_that_raised_makes_the_next_holder_clear_git_lock_files(tmp_path: Path) -> None:
+    """A git killed at its timeout raises out of the block; the files it left are cleared."""
+    origin = seed_manifests(tmp_path / "origin.git")
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    revert.inspect(gitops_job("x"))
+    stale = stale_git_locks(revert)
+    with pytest.raises(RuntimeError), revert.clone_lock.held(1):
+        for path in stale:
+            path.write_text("left by a git killed at its timeout\n")
+        raise RuntimeError("git fetch timed out after 10 s")
+    revert.inspect(gitops_job("x"))
+    assert not [p for p in stale if p.exists()]
+
+
+def test_after_a_clean_use_the_next_holder_does_not_walk_the_clone(tmp_path: Path) -> None:
+    """A clean release writes `free`: the next holder skips the search (and leaves a lock file
+    it did not find the receiver's to whoever owns it)."""
+    origin = seed_manifests(tmp_path / "origin.git")
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    revert.inspect(gitops_job("x"))
+    assert revert.clone_lock.path.read_text().strip() == "free"
+    outside = revert.clone / "refs" / "outside.lock"  # another tool's git, not the receiver's
+    outside.write_text("held by an operator's git\n")
+    revert.inspect(gitops_job("x"))
+    assert outside.exists()

@@ -7,6 +7,11 @@ of the clone takes its in-process lock, then an OS lock (`flock`) on a file besi
 both within one deadline. The kernel drops a flock when its holder exits, however it exits,
 so the lock file is never stale; git's own `*.lock` files inside the clone, which a killed
 git leaves behind, are cleared once the flock is ours.
+
+The lock file's text says how its last holder left: its pid while it holds the clone,
+`free` once it let go after a clean use. Any other text (a pid: the holder was killed; an
+empty, new file) or a use that raised (a git killed at its timeout is one) makes the next
+holder look for git's leftovers; after a clean use there are none to look for.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ log = logging.getLogger("receiver.gitops")
 # a holder past it is stuck on the network or rebuilding on a branch that keeps moving.
 CLONE_WAIT_SECONDS = 30.0
 POLL_SECONDS = 0.05  # flock has no timeout: a non-blocking try this often
+RELEASED = "free"  # the lock file's text after a clean use: no git leftovers to look for
 # The lock files git takes at the top of a bare repository (refs/**/*.lock besides).
 GIT_LOCK_FILES = ("HEAD.lock", "config.lock", "packed-refs.lock", "shallow.lock", "index.lock")
 
@@ -61,12 +67,15 @@ class CloneLock:
             fd = self._open(details)
             try:
                 self._flock(fd, deadline, wait, details)
+                if _read_holder(fd) != RELEASED:  # killed holder, new file, or a use that raised
+                    self._clear_stale_git_locks()
                 _write_holder(fd, f"{os.getpid()}\n")
-                self._clear_stale_git_locks()
+                clean = False
                 try:
                     yield
+                    clean = True
                 finally:
-                    _write_holder(fd, "")
+                    _write_holder(fd, f"{RELEASED}\n" if clean else "")
             finally:
                 os.close(fd)  # closing releases the flock
         finally:
@@ -148,6 +157,14 @@ class CloneLock:
             f"free within {wait:g} s; nothing was changed (lock file {self.path})",
             dict(details or {}),
         )
+
+
+def _read_holder(fd: int) -> str:
+    """The lock file's text (a pid, `free`, or nothing), stripped; empty when unreadable."""
+    try:
+        return os.pread(fd, 64, 0).decode("ascii", errors="replace").strip()
+    except OSError:
+        return ""
 
 
 def _write_holder(fd: int, text: str) -> None:
