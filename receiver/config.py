@@ -239,10 +239,15 @@ class Settings:
 
     def secret_values(self) -> list[str]:
         """Every configured secret value (the registry's and ADMIN_TOKENS_FILE's), for redaction."""
-        values = [getattr(self, name.lower()).get() for name in SECRET_NAMES]
-        values += [token for _, token in self.admin_tokens]
-        values += [p for url in (self.redis_url, self.gitops_repo) for p in _url_passwords(url)]
-        return [v for v in values if v]
+        secrets, fixed = self._secret_sources
+        return [value for value in (secret.get() for secret in secrets) if value] + fixed
+
+    @functools.cached_property
+    def _secret_sources(self) -> tuple[tuple[Secret, ...], list[str]]:
+        """The secrets, re-read at each use (a NAME_FILE may rotate), and the fixed values."""
+        fixed = [token for _, token in self.admin_tokens]
+        fixed += [p for url in (self.redis_url, self.gitops_repo) for p in _url_passwords(url)]
+        return tuple(getattr(self, name.lower()) for name in SECRET_NAMES), [v for v in fixed if v]
 
     def redactor(self) -> Redactor:
         """The one redaction step, fed by this configuration's secrets (re-read per use)."""

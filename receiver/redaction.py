@@ -51,18 +51,22 @@ class Redactor:
     def __init__(self, secrets: Callable[[], Iterable[str]] = lambda: ()) -> None:
         self._secrets = secrets
         self._lock = threading.Lock()
-        self._known: frozenset[str] = frozenset()
-        self._pattern: re.Pattern[str] | None = None
+        # The values last asked for and their pattern, swapped as one tuple: a reader needs
+        # no lock while the secrets stay the same (every answer and log line asks).
+        self._known: tuple[tuple[str, ...], re.Pattern[str] | None] = ((), None)
 
     def _secret_pattern(self) -> re.Pattern[str] | None:
-        values = frozenset(v for v in self._secrets() if v and len(v) >= MIN_SECRET_CHARS)
+        values = tuple(self._secrets())
+        known = self._known
+        if values == known[0]:
+            return known[1]
         with self._lock:
-            if values != self._known:
-                forms = set().union(*(written_forms(v) for v in values)) if values else set()
-                ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial leaks
-                self._pattern = re.compile("|".join(map(re.escape, ordered))) if forms else None
-                self._known = values
-            return self._pattern
+            kept = {v for v in values if v and len(v) >= MIN_SECRET_CHARS}
+            forms = set().union(*(written_forms(v) for v in kept)) if kept else set()
+            ordered = sorted(forms, key=len, reverse=True)  # longest first: no partial leaks
+            pattern = re.compile("|".join(map(re.escape, ordered))) if forms else None
+            self._known = (values, pattern)
+            return pattern
 
     def __call__(self, text: str) -> str:
         """`text` with every secret, URL userinfo and auth credential replaced by [REDACTED]."""

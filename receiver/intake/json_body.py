@@ -22,6 +22,8 @@ _DEPTH_STEP = bytes.maketrans(b"[{]}", b"\x01\x01\xff\xff")  # +1 / -1 as signed
 
 def json_nesting_problem(body: bytes, limit: int = MAX_JSON_DEPTH) -> str | None:
     """Why a JSON text cannot be parsed safely (arrays/objects nested deeper than `limit`)."""
+    if body.count(b"[") + body.count(b"{") <= limit:  # too few openings to nest that deep
+        return None
     # No recursion and no Python-level loop: strings are cut out, everything but brackets
     # dropped, each bracket mapped to +1/-1, and the running sum is the nesting depth.
     brackets = _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET)
