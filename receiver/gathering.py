@@ -30,6 +30,7 @@ from receiver.intake.payload import Alert
 from receiver.records import ManualRequest
 from receiver.runner import Preparation, Runner
 from receiver.state.history import RollbackRecord, new_id
+from receiver.state.memory import Recall, RevisionMemory
 from receiver.state.store import Store
 
 log = logging.getLogger("receiver.pipeline")
@@ -92,7 +93,7 @@ def gather(
     With `every` (explain, replay) the checks after the first block are evaluated too.
     """
     store, settings, runner = sources.store, sources.settings, sources.runner
-    facts, prep = first_facts(store, settings, trigger, origin, request), None
+    (facts, recalled), prep = first_facts(store, settings, trigger, origin, request), None
     verdict = decide(trigger, facts, settings, origin, every=every)
     for _ in range(2):  # one round per costly fact
         if verdict.needs is None:
@@ -100,7 +101,7 @@ def gather(
         if verdict.needs == "silenced":
             facts = check_silence(sources.silences, trigger, facts)
         elif verdict.needs == "target_facts" and facts.target is not None:
-            prep = runner.prepare(trigger, facts.target, rollback_id, request)
+            prep = runner.prepare(trigger, facts.target, rollback_id, request, recalled)
             facts = inspect_target(prep, trigger, facts)
         verdict = decide(trigger, facts, settings, origin, every=every)
     return Gathered(trigger, rollback_id, origin, facts, verdict, prep)
@@ -144,23 +145,28 @@ def first_facts(
     trigger: Trigger,
     origin: Origin,
     request: ManualRequest | None,
-) -> Facts:
-    """The cheap facts: now, the target, and the episode's earlier rollback id if any."""
+) -> tuple[Facts, Recall | None]:
+    """The cheap facts: now, the target, and the episode's earlier rollback id if any.
+
+    A new episode's revision memory comes back in the same round trip (for the inspect).
+    """
     if trigger.unusable is not None:  # decided `invalid_alert`: no label reaches Redis
-        return Facts(now=datetime.now(UTC))
-    duplicate_of = None
+        return Facts(now=datetime.now(UTC)), None
+    duplicate_of, recalled = None, None
     resolution = target_resolution(trigger, settings)
     firing_trigger = trigger.tier is not None and trigger.alert.firing
     # no_target is checked before duplicate: a service without a target costs no Redis read
     if firing_trigger and resolution.target and origin in origins_of(SkipReason.DUPLICATE):
-        duplicate_of = store.episode_owner(trigger.episode)
-    return Facts(
+        names = (trigger.service, *resolution.target.safety_targets())  # as Preparation.of
+        duplicate_of, recalled = RevisionMemory(store).owner_or_recall(trigger.episode, names)
+    facts = Facts(
         now=datetime.now(UTC),
         target=resolution.target,
         target_error=resolution.reason,
         duplicate_of=duplicate_of,
         dry_run=bool(request and request.dry_run),
     )
+    return facts, recalled
 
 
 def check_silence(silences: SilenceCheck | None, trigger: Trigger, facts: Facts) -> Facts:

@@ -19,7 +19,7 @@ from receiver.decide.policy import Trigger
 from receiver.errors import ActionError
 from receiver.records import ManualRequest
 from receiver.state.history import RollbackRecord, StageName, State
-from receiver.state.memory import PastRollback, RevisionMemory
+from receiver.state.memory import PastRollback, Recall, RevisionMemory
 from receiver.state.store import Store
 from receiver.tell.base import STARTED, Event
 from receiver.tell.events import event_for
@@ -60,9 +60,12 @@ class Preparation:
         target: ServiceTarget,
         rollback_id: str,
         request: ManualRequest | None,
+        recalled: Recall | None = None,
     ) -> Preparation:
-        """The job of a rollback of `trigger` to `target` (one read of the revision memory)."""
-        recalled = RevisionMemory(store).recall((trigger.service, *target.safety_targets()))
+        """The job of a rollback of `trigger` to `target` (one read of the revision memory,
+        unless the duplicate test already brought it: `recalled`)."""
+        if recalled is None:
+            recalled = RevisionMemory(store).recall((trigger.service, *target.safety_targets()))
         job = RollbackJob(
             rollback_id=rollback_id,
             service=trigger.service,
@@ -154,10 +157,18 @@ class Runner:
         target: ServiceTarget,
         rollback_id: str,
         request: ManualRequest | None,
+        recalled: Recall | None = None,
     ) -> Preparation:
         """The job and backends of one rollback, for its inspect and, later, its execute."""
         return Preparation.of(
-            self.settings, self.store, self.build_actions, trigger, target, rollback_id, request
+            self.settings,
+            self.store,
+            self.build_actions,
+            trigger,
+            target,
+            rollback_id,
+            request,
+            recalled,
         )
 
     def start(

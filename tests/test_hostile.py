@@ -13,6 +13,7 @@ from receiver.app import create_app
 from receiver.intake.json_body import MAX_JSON_DEPTH, json_nesting_problem
 from receiver.intake.validity import MAX_FIELD_CHARS
 from receiver.pipeline import Engine
+from receiver.state.memory import RevisionMemory
 from receiver.state.store import Store
 from tests.support import Backend, Collector, alert, payload, sample
 
@@ -140,7 +141,7 @@ def test_an_unreachable_store_still_fails_the_whole_delivery(
     def unreachable(*args: Any) -> None:
         raise StoreUnavailable("state store unreachable: ConnectionError")
 
-    monkeypatch.setattr(engine.store, "episode_owner", unreachable)
+    monkeypatch.setattr(RevisionMemory, "owner_or_recall", unreachable)  # the first read
     assert post(client, payload(alert())).status_code == 503
 
 

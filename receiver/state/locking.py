@@ -58,7 +58,7 @@ class Locking:
         """The rollback id that claimed an episode; None when none did or its record is gone."""
         keys = [self.key("episode", episode)]
         with self.guarded():
-            return decode(self.scripts.episode_owner(keys=keys, args=[self.prefix])) or None
+            return decode(self.scripts.episode(keys=keys, args=[self.prefix])[0]) or None
 
     def reserve(
         self,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from receiver.state.reservation import decode
 from receiver.state.store import Store
@@ -39,6 +40,14 @@ class Recall:
     bad_revisions: frozenset[str]  # revisions rolled back from
     restored: frozenset[str]  # revisions rolled back to
     unmarked: tuple[str, ...]  # the names whose marker is missing
+
+
+def _recall(names: Sequence[str], bad: Any, restored: Any, present: Sequence[Any]) -> Recall:
+    return Recall(
+        frozenset(decode(m) for m in bad),
+        frozenset(decode(m) for m in restored),
+        tuple(name for name, there in zip(names, present, strict=True) if not there),
+    )
 
 
 class RevisionMemory:
@@ -73,11 +82,29 @@ class RevisionMemory:
             for name in names:
                 pipe.exists(store.key("memory", name))
             bad, restored, *present = pipe.execute()
-        return Recall(
-            frozenset(decode(m) for m in bad),
-            frozenset(decode(m) for m in restored),
-            tuple(name for name, there in zip(names, present, strict=True) if not there),
-        )
+        return _recall(names, bad, restored, present)
+
+    def owner_or_recall(
+        self, episode: str, names: Sequence[str]
+    ) -> tuple[str | None, Recall | None]:
+        """The episode's owner (a repeat), else the memory of `names`: one round trip either way.
+
+        A first delivery needs both the duplicate test and, when it passes, the memory; a
+        repeat needs only the first, so the script reads the memory only for a new episode.
+        """
+        store = self.store
+        keys = [store.key("episode", episode)]
+        for name in names:
+            keys += [store.key("badrevs", name), store.key("restored", name)]
+            keys.append(store.key("memory", name))
+        with store.guarded():
+            reply = store.scripts.episode(keys=keys, args=[store.prefix])
+        owner = decode(reply[0])
+        if owner:
+            return owner, None
+        if not names:
+            return None, Recall(frozenset(), frozenset(), ())
+        return None, _recall(names, reply[1], reply[2], reply[3])
 
     def bad_revisions(self, names: Sequence[str]) -> frozenset[str]:
         return self._union("badrevs", names)

@@ -178,14 +178,22 @@ return {'ok', '', ''}
 """
 )
 
-# KEYS: 1 episode
+# KEYS: 1 episode, then per name of the revision memory: badrevs, restored, memory (marker)
 # ARGV: 1 key prefix
-# returns: the rollback id that claimed the episode if its record still exists, else false
-#          (the reservation's own duplicate test, read in one round trip)
-EPISODE_OWNER_SCRIPT = """
+# returns: {owner} when a rollback claimed the episode and its record still exists (the
+#          reservation's own duplicate test); else {'', bad revisions, restored revisions,
+#          marker present (1/0) per name}: a first delivery reads its memory in the same trip
+EPISODE_SCRIPT = """
 local owner = redis.call('GET', KEYS[1])
-if owner and redis.call('EXISTS', ARGV[1] .. 'record:' .. owner) == 1 then return owner end
-return false
+if owner and redis.call('EXISTS', ARGV[1] .. 'record:' .. owner) == 1 then return {owner} end
+local bad, restored, present = {}, {}, {}
+for i = 2, #KEYS, 3 do
+  bad[#bad + 1] = KEYS[i]
+  restored[#restored + 1] = KEYS[i + 1]
+  present[#present + 1] = redis.call('EXISTS', KEYS[i + 2])
+end
+if #bad == 0 then return {''} end
+return {'', redis.call('SUNION', unpack(bad)), redis.call('SUNION', unpack(restored)), present}
 """
 
 
@@ -211,7 +219,7 @@ class Scripts:
         self.transition = client.register_script(TRANSITION_SCRIPT)
         self.mark_transition = client.register_script(MARK_TRANSITION_SCRIPT)
         self.service_status = client.register_script(SERVICE_STATUS_SCRIPT)
-        self.episode_owner = client.register_script(EPISODE_OWNER_SCRIPT)
+        self.episode = client.register_script(EPISODE_SCRIPT)
 
 
 def decode(value: Any) -> str:
