@@ -28,6 +28,7 @@ from pathlib import Path
 
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.clone_lock import CLONE_WAIT_SECONDS, CloneLock
+from receiver.act.git_env import inherited_environment
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
@@ -129,7 +130,7 @@ class GitRevert(RollbackAction):
         return (token,) if token else ()
 
     def _env(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("GIT_")}
+        env = inherited_environment()
         env.update(
             {
                 "GIT_DIR": str(self.clone),
