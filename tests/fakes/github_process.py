@@ -5,24 +5,24 @@
 serves `FakeGitHub` (tests/fakes/github_api.py) unchanged on 127.0.0.1:PORT, plus two
 endpoints of the fake itself, outside GitHub's paths and never recorded as calls:
 `GET /_fake/ready` (200 once serving) and `GET /_fake/calls` (the calls received so far, as
-`[[method, path], ...]` in arrival order). SIGTERM stops it. `GitHubProcess` starts it on a
-free port, reads the calls and stops it by PID (tests.procs.Process).
+`[[method, path], ...]` in arrival order). GitHub keeps HTTP/1.1 connections alive, and
+werkzeug's development server closes every one, so the fake is served by gunicorn's threaded
+worker here (one worker: the fake's state is in its memory). SIGTERM stops it. `GitHubProcess`
+starts it on a free port, reads the calls and stops it by PID (tests.procs.Process).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import signal
 import subprocess
 import sys
-import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
 import requests
-from werkzeug.serving import make_server
+from gunicorn.app.base import BaseApplication
 
 from tests.fakes import BareRepo
 from tests.fakes.github_api import FakeGitHub
@@ -30,6 +30,7 @@ from tests.procs import Process
 
 ROOT = Path(__file__).resolve().parents[2]
 CONTROL = "/_fake/"
+THREADS = 16  # more than the receiver keeps connections to it (its pool: 10)
 
 
 def control_app(fake: FakeGitHub) -> Callable[..., Iterable[bytes]]:
@@ -63,13 +64,34 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--token", default="ghp_fake")
     args = parser.parse_args(argv)
     fake = FakeGitHub(BareRepo(args.repo), args.full_name, args.token)
-    server = make_server("127.0.0.1", args.port, control_app(fake), threaded=True)
-    # shutdown() waits for serve_forever to return, so it must run off the serving thread
-    signal.signal(signal.SIGTERM, lambda *_: threading.Thread(target=server.shutdown).start())
-    try:
-        server.serve_forever(poll_interval=0.05)
-    finally:
-        server.server_close()
+    _Server(control_app(fake), f"127.0.0.1:{args.port}").run()
+
+
+class _Server(BaseApplication):  # type: ignore[misc]
+    """gunicorn serving one WSGI app: one gthread worker, keep-alive, a quick stop."""
+
+    def __init__(self, app: Callable[..., Iterable[bytes]], bind: str) -> None:
+        self.app = app
+        self.bind = bind
+        super().__init__()
+
+    def load_config(self) -> None:
+        settings = {
+            "bind": self.bind,
+            "workers": 1,
+            "worker_class": "gthread",
+            "threads": THREADS,
+            "keepalive": 30,
+            "timeout": 120,
+            "graceful_timeout": 3,
+            "accesslog": None,
+            "loglevel": "warning",
+        }
+        for key, value in settings.items():
+            self.cfg.set(key, value)
+
+    def load(self) -> Callable[..., Iterable[bytes]]:
+        return self.app
 
 
 class GitHubProcess(Process):
