@@ -70,3 +70,42 @@ def test_the_fake_in_its_own_process_answers_and_reports_each_call_by_method_and
         ("GET", "/repos/acme/gitops/commits"),
     ]
     assert not Path(f"/proc/{pid}").exists()  # stopped by PID and reaped
+
+
+def _listed(client: object, head: str, path: str) -> list[str]:
+    url = f"/repos/acme/gitops/commits?sha={head}&path={path}&per_page=100"
+    return [c["sha"] for c in client.get(url, headers=AUTH).get_json()]  # type: ignore[attr-defined]
+
+
+def test_a_path_listing_is_what_git_rev_list_prints_on_a_linear_history(tmp_path: Path) -> None:
+    repo = seeded(tmp_path)
+    repo.commit_files({"k8s/a": None}, "delete a")
+    repo.commit_files({"k8s/a": "now a file", "k8s/b/deploy.yaml": "b2"}, "a becomes a file")
+    repo.commit_files({"k8s/a": None, "k8s/a/x/y.yaml": "a folder again"}, "and a folder")
+    head = repo.head()
+    assert head is not None
+    client = FakeGitHub(repo, "acme/gitops", TOKEN).app.test_client()
+    for path in ("k8s", "k8s/a", "k8s/a/x", "k8s/a/deploy.yaml", "k8s/b", "k8s/c", "k8/a"):
+        expected = repo.git("rev-list", head, "--", path).split()
+        assert _listed(client, head, path) == expected, path
+    assert len(_listed(client, head, "k8s/a")) == 5
+
+
+def test_a_path_listing_across_a_merge_is_what_git_rev_list_prints(tmp_path: Path) -> None:
+    repo = seeded(tmp_path)
+    base = repo.head()
+    assert base is not None
+    repo.git("update-ref", "refs/heads/side", base)
+    side = repo.commit_files({"k8s/b/deploy.yaml": "b-side"}, "side work", branch="side")
+    main = repo.commit_files({"k8s/a/deploy.yaml": "image: v3"}, "main work")
+    with repo.index() as env:  # the merge keeps main's k8s/a and the side's k8s/b
+        repo.git("read-tree", main, env=env)
+        blob = repo.git("hash-object", "-w", "--stdin", stdin="b-side")
+        repo.git("update-index", "--cacheinfo", f"100644,{blob},k8s/b/deploy.yaml", env=env)
+        tree = repo.git("write-tree", env=env)
+    merge = repo.git("commit-tree", tree, "-p", main, "-p", side, "-m", "merge side")
+    repo.git("update-ref", "refs/heads/main", merge)
+    client = FakeGitHub(repo, "acme/gitops", TOKEN).app.test_client()
+    for path in ("k8s", "k8s/a", "k8s/b"):
+        assert _listed(client, merge, path) == repo.git("rev-list", merge, "--", path).split()
+    assert side in _listed(client, merge, "k8s/b")

@@ -33,11 +33,9 @@ from typing import Any
 from flask import Flask, Response, request
 
 from . import BareRepo, Call, Faults, ServerThread, iso
+from .git_history import CommitReader
 
 DOCS = "https://docs.github.com/rest"
-# a commit's fields as `git rev-list --format` prints them, each ended by NUL (%B is last)
-COMMIT_FORMAT = "%H%x00%T%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%B%x00"
-COMMIT_FIELDS = 10
 SECONDARY_RATE_LIMIT_MESSAGE = (
     "You have exceeded a secondary rate limit. Please wait a few minutes before you try again. "
     "If you reach out to GitHub Support for help, please include the request ID "
@@ -82,11 +80,7 @@ class FakeGitHub:
         self.issues: list[dict[str, Any]] = []
         self.issues_enabled = True
         self.rate_remaining: int | None = None  # sent as x-ratelimit-remaining when set
-        # git objects never change: a commit's fields, and the history a listing walks from a
-        # commit sha, are read from git once (one `rev-list` per new listing, not one `git log`
-        # per commit); a branch name is resolved on every request, so a moved head is seen.
-        self._commits: dict[str, list[str]] = {}
-        self._listings: dict[tuple[str, str, int, int], list[str]] = {}
+        self.history = CommitReader(repo)  # commits and path histories, each read once
         self.server: ServerThread | None = None
         self.app = self._build_app()
 
@@ -158,36 +152,8 @@ class FakeGitHub:
     def _person(self, name: str, email: str, epoch: str) -> dict[str, str]:
         return {"name": name, "email": email, "date": iso(float(epoch))}
 
-    def _read_commits(self, *args: str) -> list[str]:
-        """Shas of `git rev-list <args>`, each commit's fields kept in `_commits`."""
-        out = self.repo.git("rev-list", "--no-commit-header", f"--format={COMMIT_FORMAT}", *args)
-        fields = out.split("\0")[:-1]  # each record ends with NUL (then tformat's newline)
-        shas = []
-        for start in range(0, len(fields), COMMIT_FIELDS):
-            record = fields[start : start + COMMIT_FIELDS]
-            record[0] = record[0].lstrip("\n")
-            self._commits[record[0]] = record
-            shas.append(record[0])
-        return shas
-
-    def _commit_fields(self, sha: str) -> list[str] | None:
-        known = self._commits.get(sha)
-        if known is not None:
-            return known
-        if self.repo.object_type(sha) != "commit":
-            return None
-        return self._commits[self._read_commits("--no-walk", sha)[0]]  # kept by full sha only
-
-    def _history(self, sha: str, path: str, skip: int, count: int) -> list[str]:
-        """The shas `git rev-list --skip --max-count sha [-- path]` lists (read once per key)."""
-        key = (sha, path, skip, count)
-        if key not in self._listings:
-            args = [f"--skip={skip}", f"--max-count={count}", sha] + (["--", path] if path else [])
-            self._listings[key] = self._read_commits(*args)
-        return self._listings[key]
-
     def _git_commit(self, sha: str) -> dict[str, Any] | None:
-        fields = self._commit_fields(sha)
+        fields = self.history.fields(sha)
         if fields is None:
             return None
         full, tree, parents, an, ae, at, cn, ce, ct, message = fields
@@ -330,7 +296,7 @@ class FakeGitHub:
             if missing:
                 return missing
             start = request.args.get("sha") or self.default_branch
-            if start in self._commits:  # a full commit sha already read: it names itself
+            if self.history.known(start):  # a full commit sha already read: it names itself
                 sha: str | None = start
             else:
                 sha = self.repo.resolve(start) or self.repo.resolve(f"refs/heads/{start}")
@@ -339,7 +305,7 @@ class FakeGitHub:
             per_page = min(int(request.args.get("per_page", 30)), 100)
             page = int(request.args.get("page", 1))
             path = request.args.get("path", "")
-            shas = self._history(sha, path, (page - 1) * per_page, per_page + 1)
+            shas = self.history.history(sha, path, (page - 1) * per_page, per_page + 1)
             headers = {}
             if len(shas) > per_page:
                 query = "&".join(f"{k}={v}" for k, v in request.args.items() if k != "page")
