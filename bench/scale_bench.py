@@ -62,7 +62,10 @@ def seed(path: Path, count: int) -> BareRepo:
         {f"{folder(n)}/deploy.yaml": "image: v1" for n in range(count)}, "v1", when=day
     )
     bare.commit_files(
-        {f"{folder(n)}/deploy.yaml": "image: v2" for n in range(count)}, "v2", when=day + 60
+        # an hour old: inside ROLLBACK_CHANGE_WINDOW (24h) however long the run takes
+        {f"{folder(n)}/deploy.yaml": "image: v2" for n in range(count)},
+        "v2",
+        when=time.time() - 3600,
     )
     return bare
 
@@ -217,11 +220,14 @@ def main() -> None:
             env = {"DRY_RUN": "false", "MAX_CONCURRENT_ROLLBACKS": "50"}
             with receiver(settings_for(tmp, 1, github, prefix, **env)) as (url, engine):
                 before = len(github.calls())
-                post(url, payload(alert("svc000", starts_at="2026-11-26T14:00:00Z")))
+                _, (decided,) = post(
+                    url, payload(alert("svc000", starts_at="2026-11-26T14:00:00Z"))
+                )
                 engine.wait_idle(60)
                 made = github.calls()[before:]
             by_call = Counter(f"{method} {SHA.sub('{sha}', path)}" for method, path in made)
             rows = [(call, n) for call, n in by_call.items()] + [("total", len(made))]
+            rows.append((f"(decision: {decided['decision']}, {decided['reason']})", ""))
             table(
                 f"GitHub requests of one rollback of `{DEEP}`", ("request", "count"), rows, command
             )
