@@ -41,8 +41,8 @@ def control_app(fake: FakeGitHub) -> Callable[..., Iterable[bytes]]:
         if not path.startswith(CONTROL):
             return fake.app(environ, start_response)  # type: ignore[no-any-return]
         if path == CONTROL + "calls":
-            with fake.faults._lock:
-                body = json.dumps([[c.method, c.path] for c in fake.faults.calls]).encode()
+            calls = list(fake.faults.calls)  # one copy (atomic); requests keep appending
+            body = json.dumps([[c.method, c.path] for c in calls]).encode()
         elif path == CONTROL + "ready":
             body = b"ready"
         else:
