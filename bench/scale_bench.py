@@ -1,8 +1,11 @@
 """`make bench` (scale): one delivery of many alerts, GitHub calls, one rollback's requests, status.
 
-In-process: the receiver app on a threaded loopback server, the fake GitHub (tests/fakes, a
-real bare repo behind GitHub's REST shapes) and the machine's Redis (BENCH_REDIS_URL, a fresh
-key prefix per run, deleted after). Services are `svcNNN`, one folder each in one repository
+Processes: the receiver app runs in this process on a threaded loopback server (the bench's
+own thread only waits for its answer); the fake GitHub (tests/fakes, a real bare repo behind
+GitHub's REST shapes) runs in a child process of its own (tests/fakes/github_process.py,
+stopped by PID at the end), so its work does not share the receiver's GIL, and its calls are
+read from its `/_fake/calls` endpoint; Redis is the machine's (BENCH_REDIS_URL, a fresh key
+prefix per run, deleted after). Services are `svcNNN`, one folder each in one repository
 (ROLLBACK_CONFIG); deliveries are decided in dry run so every alert goes through every check,
 the GitHub inspect included, without starting rollbacks. Prints one table per figure; the
 figures are not asserted (docs/performance.md records a run).
@@ -37,7 +40,7 @@ from receiver.act.gitops_github import HISTORIES  # noqa: E402
 from receiver.app import create_app  # noqa: E402
 from receiver.config import Settings  # noqa: E402
 from tests.fakes import BareRepo  # noqa: E402
-from tests.fakes.github_api import FakeGitHub  # noqa: E402
+from tests.fakes.github_process import GitHubProcess  # noqa: E402
 from tests.support import alert, live_server, payload  # noqa: E402
 
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -59,12 +62,15 @@ def seed(path: Path, count: int) -> BareRepo:
         {f"{folder(n)}/deploy.yaml": "image: v1" for n in range(count)}, "v1", when=day
     )
     bare.commit_files(
-        {f"{folder(n)}/deploy.yaml": "image: v2" for n in range(count)}, "v2", when=day + 60
+        # an hour old: inside ROLLBACK_CHANGE_WINDOW (24h) however long the run takes
+        {f"{folder(n)}/deploy.yaml": "image: v2" for n in range(count)},
+        "v2",
+        when=time.time() - 3600,
     )
     return bare
 
 
-def settings_for(tmp: Path, count: int, github: FakeGitHub, prefix: str, **env: str) -> Settings:
+def settings_for(tmp: Path, count: int, github: GitHubProcess, prefix: str, **env: str) -> Settings:
     lines = ["services:"]
     for n in range(count):
         lines += [f"  svc{n:03d}:", f"    gitops: {{repo: acme/gitops, path: {folder(n)}}}"]
@@ -170,22 +176,25 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         repo = seed(tmp / "gitops.git", max(CURVE))
-        github = FakeGitHub(repo, "acme/gitops", TOKEN)
-        github.start()
         prefixes: list[str] = []
+        github: GitHubProcess | None = None
         try:
             curve_rows = []
             for count in CURVE:
                 HISTORIES.clear()
                 prefix = f"bench{secrets.token_hex(3)}:"
                 prefixes.append(prefix)
-                with receiver(settings_for(tmp, count, github, prefix)) as (url, _engine):
-                    before = len(github.faults.calls)
+                # a fresh fake per point: nothing an earlier point read is cached on its side
+                with (
+                    GitHubProcess(repo, "acme/gitops", TOKEN) as github,
+                    receiver(settings_for(tmp, count, github, prefix)) as (url, _engine),
+                ):
+                    before = len(github.calls())
                     cold_s, answers = post(url, delivery(count, "2026-11-26T12:00:00Z"))
-                    cold = len(github.faults.calls) - before
-                    before = len(github.faults.calls)
+                    cold = len(github.calls()) - before
+                    before = len(github.calls())
                     warm_s, _ = post(url, delivery(count, "2026-11-26T13:00:00Z"))
-                    warm = len(github.faults.calls) - before
+                    warm = len(github.calls()) - before
                 reasons = Counter(a["reason"] for a in answers)
                 curve_rows.append(
                     (count, f"{cold_s:.2f}", cold, f"{warm_s:.2f}", warm, dict(reasons))
@@ -205,16 +214,20 @@ def main() -> None:
             )
 
             HISTORIES.clear()
+            github = GitHubProcess(repo, "acme/gitops", TOKEN).start()
             prefix = f"bench{secrets.token_hex(3)}:"
             prefixes.append(prefix)
             env = {"DRY_RUN": "false", "MAX_CONCURRENT_ROLLBACKS": "50"}
             with receiver(settings_for(tmp, 1, github, prefix, **env)) as (url, engine):
-                before = len(github.faults.calls)
-                post(url, payload(alert("svc000", starts_at="2026-11-26T14:00:00Z")))
+                before = len(github.calls())
+                _, (decided,) = post(
+                    url, payload(alert("svc000", starts_at="2026-11-26T14:00:00Z"))
+                )
                 engine.wait_idle(60)
-                made = github.faults.calls[before:]
-            by_call = Counter(f"{c.method} {SHA.sub('{sha}', c.path)}" for c in made)
+                made = github.calls()[before:]
+            by_call = Counter(f"{method} {SHA.sub('{sha}', path)}" for method, path in made)
             rows = [(call, n) for call, n in by_call.items()] + [("total", len(made))]
+            rows.append((f"(decision: {decided['decision']}, {decided['reason']})", ""))
             table(
                 f"GitHub requests of one rollback of `{DEEP}`", ("request", "count"), rows, command
             )
@@ -261,7 +274,8 @@ def main() -> None:
                 command,
             )
         finally:
-            github.stop()
+            if github is not None:
+                github.stop()
             for prefix in prefixes:
                 keys = list(client.scan_iter(f"{prefix}*", count=1000))
                 for start in range(0, len(keys), 500):

@@ -293,6 +293,25 @@ def test_restoring_what_is_already_there_fails_without_a_commit(
     assert repo.head() == head
 
 
+def test_inspect_reads_the_history_as_one_page_of_the_commit_listing(
+    repo: BareRepo, github: FakeGitHub
+) -> None:
+    action(github).inspect(job())
+    listings = [c for c in github.faults.calls if c.path.endswith("/commits")]
+    assert [(c.query["sha"], c.query["path"], c.query["per_page"]) for c in listings] == [
+        (repo.head(), PATH, "30")
+    ]
+
+
+def test_a_commit_listing_github_did_not_shape_as_a_list_fails_the_inspect_clearly(
+    repo: BareRepo, github: FakeGitHub
+) -> None:
+    github.faults.fail("GET", r"/commits$", 200, {"message": "not a list"})
+    with pytest.raises(ActionError) as caught:
+        action(github).inspect(job())
+    assert caught.value.message == f"list commits of {PATH}: GitHub answered an unexpected body"
+
+
 def test_inspect_does_not_retry_because_it_runs_in_the_webhook_request(
     repo: BareRepo, github: FakeGitHub
 ) -> None:

@@ -18,13 +18,14 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Hashable
+from datetime import datetime
 from typing import Any
 
 import requests
 from github import Auth, Github, GithubException
 
 from receiver import metrics
-from receiver.act.gitops_common import HISTORY_DEPTH, BoundedCache
+from receiver.act.gitops_common import HISTORY_DEPTH, BoundedCache, PathCommit
 from receiver.act.shared_reads import shared_read
 from receiver.errors import ActionError
 
@@ -159,6 +160,17 @@ def branch_head(key: Hashable, read: Callable[[], str]) -> str:
     sha = shared_read(("github-head", key), read)
     KNOWN_HEADS.put(key, (sha, time.monotonic()))
     return sha
+
+
+def path_commit(item: dict[str, Any]) -> PathCommit:
+    """One entry of GitHub's commit listing (`GET /repos/{o}/{r}/commits`) as a PathCommit."""
+    git = item["commit"]
+    return PathCommit(
+        sha=str(item["sha"]),
+        parents=tuple(str(parent["sha"]) for parent in item["parents"]),
+        message=str(git["message"]),
+        committed_at=datetime.fromisoformat(git["committer"]["date"]).timestamp(),
+    )
 
 
 def walk_entry(call: Callable[..., Any], repo: Any, path: str, tree_sha: str) -> Entry | None:

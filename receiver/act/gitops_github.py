@@ -15,14 +15,12 @@ receiver/act/github_client.py.
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
 
 import requests
 from github import Github, GithubException, InputGitTreeElement
-from github.Commit import Commit
 from github.GitTree import GitTree
 from github.Repository import Repository
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt
@@ -35,6 +33,7 @@ from receiver.act.github_client import (
     branch_head,
     is_transient,
     message_of,
+    path_commit,
     rate_limit_wait,
     shared_github,
     target_sha,
@@ -186,23 +185,18 @@ class GitHubRevert(RollbackAction):
     def _history(
         self, repo: Repository, head: str, attempts: int | None = None
     ) -> list[PathCommit]:
-        def read() -> list[PathCommit]:
-            commits = repo.get_commits(sha=head, path=self.path)
-            out: list[PathCommit] = []
-            commit: Commit
-            for commit in itertools.islice(commits, HISTORY_DEPTH):
-                git = commit.commit
-                out.append(
-                    PathCommit(
-                        sha=commit.sha,
-                        parents=tuple(p.sha for p in commit.parents),
-                        message=git.message,
-                        committed_at=git.committer.date.timestamp(),
-                    )
-                )
-            return out
-
-        return self._call(f"list commits of {self.path}", read, attempts)
+        # One page, read as JSON: PyGithub's Commit objects cost more than the request itself.
+        query = {"sha": head, "path": self.path, "per_page": HISTORY_DEPTH}
+        what = f"list commits of {self.path}"
+        _headers, page = self._call(
+            what,
+            lambda: repo.requester.requestJsonAndCheck("GET", f"{repo.url}/commits", query),
+            attempts,
+        )
+        try:
+            return [path_commit(item) for item in page[:HISTORY_DEPTH]]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise ActionError(STAGE, f"{what}: GitHub answered an unexpected body") from None
 
     def _plan(
         self, job: RollbackJob, repo: Repository, attempts: int | None = None

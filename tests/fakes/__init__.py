@@ -5,7 +5,8 @@
 - `ServerThread`: serve a WSGI app on a free loopback port in a thread; `stop()` joins it.
 - `Faults`: programmable failures, delays and hooks, plus a log of the calls received.
 
-The GitHub fake is in `fakes.github_api`, the Argo CD fake in `fakes.argocd`.
+The GitHub fake is in `fakes.github_api` (its git reads in `fakes.git_history`; served from a
+process of its own by `fakes.github_process`), the Argo CD fake in `fakes.argocd`.
 """
 
 from __future__ import annotations

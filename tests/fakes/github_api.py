@@ -33,6 +33,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from . import BareRepo, Call, Faults, ServerThread, iso
+from .git_history import CommitReader
 
 DOCS = "https://docs.github.com/rest"
 SECONDARY_RATE_LIMIT_MESSAGE = (
@@ -79,6 +80,7 @@ class FakeGitHub:
         self.issues: list[dict[str, Any]] = []
         self.issues_enabled = True
         self.rate_remaining: int | None = None  # sent as x-ratelimit-remaining when set
+        self.history = CommitReader(repo)  # commits and path histories, each read once
         self.server: ServerThread | None = None
         self.app = self._build_app()
 
@@ -151,14 +153,9 @@ class FakeGitHub:
         return {"name": name, "email": email, "date": iso(float(epoch))}
 
     def _git_commit(self, sha: str) -> dict[str, Any] | None:
-        if self.repo.object_type(sha) != "commit":
+        fields = self.history.fields(sha)
+        if fields is None:
             return None
-        fields = self.repo.git(
-            "log",
-            "-1",
-            "--format=%H%x00%T%x00%P%x00%an%x00%ae%x00%at%x00%cn%x00%ce%x00%ct%x00%B",
-            sha,
-        ).split("\0", 9)
         full, tree, parents, an, ae, at, cn, ce, ct, message = fields
         return {
             "sha": full,
@@ -299,20 +296,16 @@ class FakeGitHub:
             if missing:
                 return missing
             start = request.args.get("sha") or self.default_branch
-            sha = self.repo.resolve(start) or self.repo.resolve(f"refs/heads/{start}")
+            if self.history.known(start):  # a full commit sha already read: it names itself
+                sha: str | None = start
+            else:
+                sha = self.repo.resolve(start) or self.repo.resolve(f"refs/heads/{start}")
             if sha is None:
                 return error(404, f"No commit found for SHA: {start}")
             per_page = min(int(request.args.get("per_page", 30)), 100)
             page = int(request.args.get("page", 1))
-            args = [
-                "rev-list",
-                f"--skip={(page - 1) * per_page}",
-                f"--max-count={per_page + 1}",
-                sha,
-            ]
-            if request.args.get("path"):
-                args += ["--", request.args["path"]]
-            shas = [s for s in self.repo.git(*args).splitlines() if s]
+            path = request.args.get("path", "")
+            shas = self.history.history(sha, path, (page - 1) * per_page, per_page + 1)
             headers = {}
             if len(shas) > per_page:
                 query = "&".join(f"{k}={v}" for k, v in request.args.items() if k != "page")
