@@ -94,8 +94,8 @@ def metrics_endpoint() -> Response:
     body = metrics.render_process_metrics()
     try:
         in_progress, transitions = eng.gauges()
-        body += metrics.render_gauges(in_progress, transitions)
-        body += metrics.render_autosync_gauge(eng.autosync_disabled_apps())
+        body.append(metrics.render_gauges(in_progress, transitions))
+        body.append(metrics.render_autosync_gauge(eng.autosync_disabled_apps()))
     except ReceiverError:
         log.warning("metrics: state store unreachable; Redis-backed gauges omitted")
     return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
