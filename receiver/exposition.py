@@ -17,12 +17,13 @@ import json
 import mmap
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import cast
 
-from prometheus_client.utils import floatToGoString
+from prometheus_client import utils
 
 KEYS_CACHED = 65_536  # distinct keys; far above what the contract's bounded labels make
 _INT = struct.Struct("i")
@@ -32,6 +33,8 @@ _GAUGE_MERGED = {"min", "max", "sum", "mostrecent"} | {
     f"live{m}" for m in ("min", "max", "sum", "mostrecent")
 }
 _TYPES = {"counter", "histogram", "summary", "gauge"}
+# The client's own number format (+Inf, Go's exponents), so values read as its collector's.
+_number = cast(Callable[[float], str], utils.floatToGoString)
 
 
 class UnknownFile(ValueError):
@@ -72,7 +75,7 @@ def _parse(raw: bytes) -> _Key:
     le = labels.get("le") if sample.endswith("_bucket") else None
     bound = float(le) if le is not None else None
     if bound is not None:
-        labels = {**labels, "le": floatToGoString(bound)}
+        labels = {**labels, "le": _number(bound)}
     ordered = tuple(sorted(labels.items()))
     group = _label_text(tuple(kv for kv in ordered if kv[0] != "le" or bound is None))
     return _Key(family, sample, help_text, ordered, group, _label_text(ordered), bound)
@@ -160,21 +163,21 @@ def _family_lines(name: str, family: _Family) -> list[str]:
     help_text = family.help.replace("\\", r"\\").replace("\n", r"\n")
     lines = [f"# HELP {shown} {help_text}\n# TYPE {shown} {family.typ}\n"]
     if family.typ != "histogram":
-        lines += [f"{s}{t} {floatToGoString(v)}\n" for (s, t), v in family.values.items()]
+        lines += [f"{s}{t} {_number(v)}\n" for (s, t), v in family.values.items()]
         return lines
     by_group: dict[str, list[tuple[_Key, float]]] = {}
     for series, value in family.values.items():
         key = family.keys[series]
         by_group.setdefault(key.group, []).append((key, value))
     for group, samples in by_group.items():
-        lines += [f"{k.sample}{k.text} {floatToGoString(v)}\n" for k, v in samples if k.le is None]
+        lines += [f"{k.sample}{k.text} {_number(v)}\n" for k, v in samples if k.le is None]
         buckets = sorted(((k, v) for k, v in samples if k.le is not None), key=_bound)
         total = 0.0
         for key, value in buckets:  # the files hold each bucket's own count: make them cumulative
             total += value
-            lines.append(f"{key.sample}{key.text} {floatToGoString(total)}\n")
+            lines.append(f"{key.sample}{key.text} {_number(total)}\n")
         if buckets:
-            lines.append(f"{name}_count{group} {floatToGoString(total)}\n")
+            lines.append(f"{name}_count{group} {_number(total)}\n")
     return lines
 
 

@@ -14,6 +14,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from receiver import exposition, metrics
+from receiver.cli.serve import ZERO_SERIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICES = ["svc-a", "svc-b", 'odd "quoted" \\ back\nslash']
@@ -63,7 +64,7 @@ def library_text(directory: Path) -> str:
 @pytest.fixture
 def directory(tmp_path: Path) -> Path:
     """Zero series from one process, then three workers' traffic (like serve's directory)."""
-    run(tmp_path, "import sys; from receiver import metrics; metrics.precreate(sys.argv[1:])", *SERVICES)
+    run(tmp_path, ZERO_SERIES, *SERVICES)
     for step in ("1", "2", "3"):
         run(tmp_path, WORKER, step, SERVICES[2])
     return tmp_path
@@ -80,7 +81,7 @@ def test_every_family_series_and_value_is_the_collectors(directory: Path) -> Non
 
 def test_a_gauge_no_process_has_set_is_not_shown(tmp_path: Path) -> None:
     """The zero series alone: the mostrecent gauge's file holds 0 at time 0, which is no value."""
-    run(tmp_path, "import sys; from receiver import metrics; metrics.precreate(sys.argv[1:])", "a")
+    run(tmp_path, ZERO_SERIES, "a")
     ours = b"".join(exposition.render(tmp_path)).decode()
     assert families(ours) == families(library_text(tmp_path))
     assert "\nrollback_github_ratelimit_remaining " not in ours
