@@ -3,8 +3,8 @@
 glibc keeps what a thread freed in that thread's malloc arena, for the next allocation there;
 a /metrics scrape frees a few hundred kB at once, deliveries free theirs in between, and a
 worker's RSS creeps up by what the arenas keep (docs/performance.md). malloc_trim(0) hands
-every arena's free pages back (about 1 ms when there is something to hand back, 10 µs when
-not). musl and macOS have no malloc_trim: there it does nothing.
+every arena's free pages back (0.2 ms after a scrape of 100 services, 10 µs with nothing to
+hand back). musl and macOS have no malloc_trim: there it does nothing.
 """
 
 from __future__ import annotations
