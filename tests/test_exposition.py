@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.mmap_dict import MmapedDict, mmap_key
 from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -106,3 +107,24 @@ def test_a_file_of_an_unknown_kind_falls_back_to_prometheus_client(
     monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(directory))
     text = b"".join(metrics.render_process_metrics()).decode()
     assert families(text) == families(library_text(directory))
+
+
+def test_a_histogram_count_written_to_a_file_is_made_from_the_buckets_once(
+    tmp_path: Path,
+) -> None:
+    """A writer that stores `_count` too (not prometheus_client's) gets one count, as merged."""
+    file = MmapedDict(str(tmp_path / "histogram_999.db"))
+    name, help_text = "rollback_duration_seconds", "Time from rollback start to its end"
+    for sample, labels, value in (
+        ("_bucket", {"le": "5.0"}, 1.0),
+        ("_bucket", {"le": "+Inf"}, 1.0),
+        ("_sum", {}, 3.0),
+        ("_count", {}, 7.0),
+    ):
+        labels = {"service": "a", **labels}
+        key = mmap_key(name, name + sample, list(labels), list(labels.values()), help_text)
+        file.write_value(key, value, 0.0)
+    file.close()
+    ours = b"".join(exposition.render(tmp_path)).decode()
+    assert families(ours) == families(library_text(tmp_path))
+    assert ours.count("rollback_duration_seconds_count") == 1
