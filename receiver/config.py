@@ -119,6 +119,7 @@ class Settings:
     public_url: str | None = None
     incident_repo: str | None = None
     gitops_cache_dir: str | None = None
+    receiver_malloc_trim: bool = True  # after each /metrics scrape (receiver.memory)
     # From ROLLBACK_CONFIG (plus the single-service target of SERVICE_NAME).
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
     triggers: tuple[TriggerRule, ...] = ()
@@ -199,6 +200,7 @@ class Settings:
             public_url=env.url("PUBLIC_URL"),
             incident_repo=env.checked("INCIDENT_REPO", _incident_repo),
             gitops_cache_dir=env.text("GITOPS_CACHE_DIR"),
+            receiver_malloc_trim=env.boolean("RECEIVER_MALLOC_TRIM"),
             **secrets,
         )
         _check_pairs(settings)

@@ -20,6 +20,8 @@ LAYERS: dict[str, int] = {
     "receiver.errors": FOUNDATION,
     "receiver.logs": FOUNDATION,
     "receiver.metrics": FOUNDATION,
+    "receiver.exposition": FOUNDATION,
+    "receiver.memory": FOUNDATION,
     "receiver.secrets": FOUNDATION,
     "receiver.env": FOUNDATION,
     "receiver.redaction": FOUNDATION,

@@ -138,3 +138,21 @@ def test_a_bad_variable_stops_start_up_with_one_line_naming_it(tmp_path: Path) -
         assert result.returncode != 0
         lines = result.stderr.strip().splitlines()
         assert len(lines) == 1 and name in lines[0] and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize(("operator", "workers_get"), [(None, "2"), ("0", "0"), ("4", "4")])
+def test_workers_run_with_two_malloc_arenas_unless_the_operator_says_otherwise(
+    operator: str | None, workers_get: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc keeps what a request freed in its thread's arena; 0 is glibc's own default."""
+    if operator is None:
+        monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    else:
+        monkeypatch.setenv("MALLOC_ARENA_MAX", operator)
+    server = Served({"BLACKOUT_WINDOWS": "none"}, workers=1, tmp=tmp_path)
+    try:
+        (worker,) = server.worker_pids()
+        environ = Path(f"/proc/{worker}/environ").read_bytes().split(b"\0")
+        assert f"MALLOC_ARENA_MAX={workers_get}".encode() in environ
+    finally:
+        server.stop()

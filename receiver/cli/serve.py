@@ -16,6 +16,13 @@ from receiver.cli.shared import fail, load_settings
 DEFAULT_WORKERS = 2
 MAX_WORKERS = 64
 ZERO_SERIES = "import sys; from receiver import metrics; metrics.precreate(sys.argv[1:])"
+# glibc gives each thread that meets a busy arena a new one, up to 8 a core, and keeps what a
+# request freed in its thread's arena: a worker's 4 request threads then hold up to 4 copies
+# of a scrape's or a delivery's transient memory. Two arenas hold that RSS flat
+# (docs/performance.md). glibc reads it at start, so it must be in gunicorn's environment
+# (os.execvpe below); set MALLOC_ARENA_MAX yourself to override, 0 for glibc's own default.
+# musl and macOS ignore it.
+MALLOC_ARENAS = "2"
 
 
 def _workers_from_env(value: str | None) -> int:
@@ -55,6 +62,7 @@ def serve(bind: str | None, workers: int | None) -> None:
         )
         count = 1
     env["RECEIVER_WORKERS"] = str(count)
+    env.setdefault("MALLOC_ARENA_MAX", MALLOC_ARENAS)
     if not env.get("PROMETHEUS_MULTIPROC_DIR"):
         env["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="rollback-metrics-")
     metrics_dir = Path(env["PROMETHEUS_MULTIPROC_DIR"])

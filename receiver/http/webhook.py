@@ -8,7 +8,7 @@ import time
 from flask import Blueprint, Response, current_app, jsonify, request
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from receiver import metrics
+from receiver import memory, metrics
 from receiver.errors import PayloadTooLarge, ReceiverError, UnsupportedMediaType
 from receiver.http.auth import check_webhook
 from receiver.intake.json_body import load_json_body
@@ -94,8 +94,11 @@ def metrics_endpoint() -> Response:
     body = metrics.render_process_metrics()
     try:
         in_progress, transitions = eng.gauges()
-        body += metrics.render_gauges(in_progress, transitions)
-        body += metrics.render_autosync_gauge(eng.autosync_disabled_apps())
+        body.append(metrics.render_gauges(in_progress, transitions))
+        body.append(metrics.render_autosync_gauge(eng.autosync_disabled_apps()))
     except ReceiverError:
         log.warning("metrics: state store unreachable; Redis-backed gauges omitted")
-    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+    response = Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
+    if eng.settings.receiver_malloc_trim:  # once the answer is sent and its memory freed
+        response.call_on_close(memory.release_free_memory)
+    return response
