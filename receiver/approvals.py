@@ -129,7 +129,7 @@ def cancel_on_resolve(store: Store, tell: Tell, trigger: Trigger) -> None:
     """A resolved alert cancels its pending rollback (a firing one or no trigger: nothing)."""
     if trigger.tier is None or trigger.alert.firing:
         return
-    owner = store.episode_owner(trigger.episode)
-    if owner and store.record_state(owner) == State.PENDING_APPROVAL:
+    owner, state = store.episode_owner_state(trigger.episode)  # one round trip
+    if owner and state == State.PENDING_APPROVAL:
         with contextlib.suppress(Conflict):  # approved or rejected meanwhile
             close(store, tell, owner, "alertmanager", State.EXPIRED, SkipReason.RESOLVED)

@@ -28,6 +28,9 @@ def test_a_first_delivery_costs_two_round_trips_and_a_repeat_one(
     (repeat,) = engine.handle_delivery([parse_alert(alert(), 0)])
     assert repeat.reason == "duplicate" and repeat.rollback_id == first.rollback_id
     assert trips.count == 1
+    trips.count = 0  # a resolve asks whether a pending approval waits: owner and state at once
+    (resolved,) = engine.handle_delivery([parse_alert(alert(status="resolved"), 0)])
+    assert resolved.decision == "ignored" and trips.count == 1
 
 
 @pytest.mark.parametrize("kind", ["fake_store", "real_store"])
@@ -38,7 +41,9 @@ def test_an_episode_whose_record_aged_out_has_no_owner(
     record = add_record(store, "api", "skipped")
     store.client.set(store.key("episode", "api|e1"), record.id)
     assert store.episode_owner("api|e1") == record.id
+    assert store.episode_owner_state("api|e1") == (record.id, "skipped")
     assert store.episode_owner("api|never") is None
+    assert store.episode_owner_state("api|never") == (None, None)
     store.client.delete(store.key("record", record.id))
     assert store.episode_owner("api|e1") is None
 

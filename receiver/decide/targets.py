@@ -172,6 +172,8 @@ def resolve_target(
         return TargetResolution(None, f"no GitOps repo or Argo CD app configured for {service}")
     app = labels.get("argocd_app") or None
     raw_path = labels.get("gitops_path") or None
+    if app is None and raw_path is None:  # no override: the configured target as it is
+        return TargetResolution(target)
     if app is not None and app != target.argocd_app and app not in target.allowed_apps:
         why = "not the service's Argo CD app nor in its allowed_apps"
         return _refuse(service, "argocd_app", app, why)

@@ -23,6 +23,8 @@ def unusable_reason(text: str) -> str | None:
     """Why a value cannot be used as a key, path or label; None when it can."""
     if len(text) > MAX_FIELD_CHARS:
         return f"longer than {MAX_FIELD_CHARS} characters ({len(text)})"
+    if text.isascii():  # no surrogate can hide in ASCII: the common case, without a copy
+        return None
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:

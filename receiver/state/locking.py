@@ -56,9 +56,16 @@ class Locking:
 
     def episode_owner(self, episode: str) -> str | None:
         """The rollback id that claimed an episode; None when none did or its record is gone."""
+        return self.episode_owner_state(episode)[0]
+
+    def episode_owner_state(self, episode: str) -> tuple[str | None, str | None]:
+        """The episode's rollback id and that record's state, in one round trip (or Nones)."""
         keys = [self.key("episode", episode)]
         with self.guarded():
-            return decode(self.scripts.episode(keys=keys, args=[self.prefix])[0]) or None
+            reply = self.scripts.episode(keys=keys, args=[self.prefix])
+        if not decode(reply[0]):
+            return None, None
+        return decode(reply[0]), decode(reply[1]) or None
 
     def reserve(
         self,

@@ -180,12 +180,15 @@ return {'ok', '', ''}
 
 # KEYS: 1 episode, then per name of the revision memory: badrevs, restored, memory (marker)
 # ARGV: 1 key prefix
-# returns: {owner} when a rollback claimed the episode and its record still exists (the
-#          reservation's own duplicate test); else {'', bad revisions, restored revisions,
-#          marker present (1/0) per name}: a first delivery reads its memory in the same trip
+# returns: {owner, its record's state} when a rollback claimed the episode and its record
+#          still exists (the reservation's own duplicate test); else {'', bad revisions,
+#          restored revisions, marker present (1/0) per name}: a first delivery reads its
+#          memory in the same trip
 EPISODE_SCRIPT = """
 local owner = redis.call('GET', KEYS[1])
-if owner and redis.call('EXISTS', ARGV[1] .. 'record:' .. owner) == 1 then return {owner} end
+if owner and redis.call('EXISTS', ARGV[1] .. 'record:' .. owner) == 1 then
+  return {owner, redis.call('GET', ARGV[1] .. 'rstate:' .. owner) or ''}
+end
 local bad, restored, present = {}, {}, {}
 for i = 2, #KEYS, 3 do
   bad[#bad + 1] = KEYS[i]
