@@ -217,29 +217,29 @@ def run_once(
         ),
         key=lambda alert: _order(alert, engine.settings),
     )
-    outcomes: list[TriggerOutcome] = []
-    error = None
+    # Decided like one delivery: gathered concurrently, reserved in order, one digest.
+    bases: list[tuple[TriggerOutcome, bool]] = []  # (outcome if not decided, ours to decide)
     for alert in alerts:
         trigger = classify(alert, engine.settings)
-        base = TriggerOutcome(
-            trigger.alertname,
-            trigger.service,
-            trigger.namespace,
-            alert.fingerprint,
-            alert.starts_at,
-            "ignored",
-            "not_configured",
+        ours = engine.settings.target_for(trigger.service) is not None
+        bases.append(
+            (_not_configured(trigger.alertname, trigger.service, trigger.namespace, alert), ours)
         )
-        if engine.settings.target_for(trigger.service) is None:
-            outcomes.append(base)  # another deployment's service: not ours to decide
-            continue
-        try:
-            outcome = engine.handle_alert(alert, actor="monitor")
-        except ReceiverError as exc:
-            error = exc.message
+    error = None
+    try:
+        mine = [alert for alert, (_, ours) in zip(alerts, bases, strict=True) if ours]
+        decided = iter(engine.handle_delivery(mine, actor="monitor"))
+    except ReceiverError as exc:
+        error, decided = exc.message, iter(())
+    outcomes: list[TriggerOutcome] = []
+    for base, ours in bases:
+        outcome = next(decided, None) if ours else None
+        if ours and outcome is None:  # the round failed (Redis): nothing more to report
             break
         outcomes.append(
-            replace(
+            base
+            if outcome is None
+            else replace(
                 base,
                 decision=outcome.decision,
                 reason=outcome.reason,
@@ -250,6 +250,12 @@ def run_once(
     if wait and (result.started or swept.get("vetoed")):  # the sweep's rollbacks too
         result = _wait_for_rollbacks(engine, result, wait_seconds)
     return result
+
+
+def _not_configured(alertname: str, service: str, namespace: str, alert: Alert) -> TriggerOutcome:
+    """An alert of another deployment's service: not ours to decide."""
+    fields = (alertname, service, namespace, alert.fingerprint, alert.starts_at)
+    return TriggerOutcome(*fields, "ignored", "not_configured")
 
 
 def _wait_for_rollbacks(

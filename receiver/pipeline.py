@@ -67,11 +67,13 @@ class Engine(StatusReads):
 
     # -- the entries ---------------------------------------------------------------------
 
-    def handle_delivery(self, alerts: Sequence[Alert]) -> list[Outcome]:
-        """One delivery: facts gathered concurrently, then reserved one by one in order."""
+    def handle_delivery(
+        self, alerts: Sequence[Alert], actor: str = "alertmanager"
+    ) -> list[Outcome]:
+        """One delivery (or `monitor` round): facts gathered concurrently, reserved in order."""
         with delivery_scope(), escalation_digest(self.tell, self.store.claim_once, self.bursts):
             gathered = gather_all(alerts, self.settings, self._gather)
-            return [self.handle_alert(a, g) for a, g in zip(alerts, gathered, strict=True)]
+            return [self.handle_alert(a, g, actor) for a, g in zip(alerts, gathered, strict=True)]
 
     def handle_alert(
         self, alert: Alert, gathered: Gathered | None = None, actor: str = "alertmanager"
