@@ -247,7 +247,8 @@ def run_once(
             )
         )
     result = MonitorResult(tuple(outcomes), swept, error)
-    if wait and (result.started or swept.get("vetoed")):  # the sweep's rollbacks too
+    # The sweep's rollbacks too, and, when Redis failed mid-round, whatever the round started.
+    if wait and (result.started or swept.get("vetoed") or error):
         result = _wait_for_rollbacks(engine, result, wait_seconds)
     return result
 

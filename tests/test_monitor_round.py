@@ -10,7 +10,11 @@ import threading
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from receiver.errors import StoreUnavailable
 from receiver.monitor import run_once
+from receiver.state.locking import Locking
 from receiver.tell import base
 from tests.support import Backend, Collector
 from tests.test_escalation_digest import services_file
@@ -61,3 +65,29 @@ def test_the_global_limit_skips_of_one_round_are_one_escalation_naming_every_ser
     escalations = [e for e in collector.events if e.kind == base.ESCALATION]
     assert len(escalations) == 1, [e.service for e in escalations]
     assert escalations[0].details["services"] == [f"svc{n:02d}" for n in range(2, 8)]
+
+
+def test_redis_failing_mid_round_still_waits_for_the_rollback_the_round_started(
+    make_engine: Any,
+    backend: Backend,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """`--once` exits when the round returns: a rollback left running there would be cut."""
+    backend.release = threading.Event()
+    engine = make_engine(ROLLBACK_CONFIG=services_file(tmp_path, 2))
+    reserve, calls = Locking.reserve, []
+
+    def second_fails(self: Any, **kwargs: Any) -> Any:
+        calls.append(kwargs["service"])
+        if len(calls) > 1:
+            raise StoreUnavailable("state store unreachable: ConnectionError")
+        return reserve(self, **kwargs)
+
+    monkeypatch.setattr(Locking, "reserve", second_fails)
+    threading.Timer(0.5, backend.release.set).start()  # the rollback ends half a second later
+    result = run_once(engine, AlertsApi(["svc00", "svc01"]), wait_seconds=10)  # type: ignore[arg-type]
+    assert result.error is not None and "unreachable" in result.error
+    assert calls == ["svc00", "svc01"]
+    (record,) = [r for r in engine.store.list_records() if r.service == "svc00"]
+    assert record.state == "completed" and not result.unfinished
