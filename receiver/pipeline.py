@@ -2,10 +2,9 @@
 
     gather facts -> decide -> reserve -> record -> start / hold / announce
 
-`Engine` has one method per entry (a delivery and its alerts, an explain, a manual
-rollback, an approval). Each names where the rollback comes from (an `Origin`, which
-picks the checks that apply), gathers, decides, reserves, then records and acts. A
-delivery's facts are gathered concurrently, its reservations made in delivery order.
+`Engine` has one method per entry (a delivery or `monitor` round, an explain, a manual
+rollback, an approval); each names its `Origin` (the checks that apply), gathers facts
+(a delivery's concurrently), decides, reserves (in order), records and acts.
 """
 
 from __future__ import annotations
@@ -110,8 +109,7 @@ class Engine(StatusReads):
         """Approve a pending rollback: its checks run again (approval origin), then it runs."""
         record = approvals.pending(self.store, rollback_id)
         step = self._decide(trigger_of(record), Origin.APPROVAL, rollback_id)
-        verdict = step.verdict
-        dry_run = verdict.reason == SkipReason.DRY_RUN
+        verdict, dry_run = step.verdict, step.verdict.reason == SkipReason.DRY_RUN
         if verdict.decision != Decision.ROLLBACK and not dry_run:
             raise Conflict(f"approval of {rollback_id} blocked: {verdict.reason}")
         approvals.approved(self.store, record, explain(verdict), actor)
