@@ -196,11 +196,12 @@ def incident_notifiers(
     once: Callable[[str, int], bool] | None = None,
 ) -> list[base.Notifier]:
     """INCIDENT_REPO (GitHub issues) and INCIDENT_WEBHOOK, when the settings carry them."""
-    from receiver.tell.incident import IncidentNotifier
     from receiver.tell.incident_webhook import IncidentWebhookNotifier
 
     notifiers: list[base.Notifier] = []
-    if settings.incident_repo:
+    if settings.incident_repo:  # PyGithub (15 MB a process) imported only when it is used
+        from receiver.tell.incident import IncidentNotifier
+
         # INCIDENT_TOKEN(_FILE), else GITOPS_TOKEN; Secrets are re-read on rotation.
         token = settings.incident_token if settings.incident_token.get() else settings.gitops_token
         notifiers.append(
