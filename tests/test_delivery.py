@@ -50,12 +50,15 @@ def test_one_delivery_decides_as_its_alerts_posted_one_by_one(
     message = parse_message(payload(*delivery(200)))
     try:
         batch_store = Store(real_redis, prefix=f"t{secrets.token_hex(3)}:")
-        batch = make_engine(store=batch_store, **env).handle_delivery(message.alerts)
+        batch_engine = make_engine(store=batch_store, **env)
+        batch = batch_engine.handle_delivery(message.alerts)
         single_store = Store(real_redis, prefix=f"t{secrets.token_hex(3)}:")
         single_engine = make_engine(store=single_store, **env)
         single = [single_engine.handle_alert(a) for a in message.alerts]
     finally:
         backend.release.set()
+    # Their rollbacks end (and log) inside the test, not while pytest tears its capture down.
+    assert batch_engine.wait_idle(10) and single_engine.wait_idle(10)
     assert decisions(batch) == decisions(single)
     reasons = [reason for _s, _d, reason in decisions(batch)]
     assert reasons.count("passed") == 3 and reasons.count("global_limit") == 197

@@ -34,6 +34,7 @@ def test_the_global_limit_skips_of_one_delivery_are_one_escalation_naming_every_
         repeat = engine.handle_delivery(message.alerts)  # Alertmanager re-sends the delivery
     finally:
         backend.release.set()
+    assert engine.wait_idle(10)  # its rollbacks end (and log) inside the test
     assert [o.reason for o in outcomes].count("global_limit") == 10
     assert [o.reason for o in repeat].count("duplicate") == 2
     escalations = [e for e in collector.events if e.kind == base.ESCALATION]

@@ -56,6 +56,7 @@ def test_the_global_limit_skips_of_one_round_are_one_escalation_naming_every_ser
         result = run_once(engine, AlertsApi(services), wait=False)  # type: ignore[arg-type]
     finally:
         backend.release.set()
+    assert engine.wait_idle(10)  # its rollbacks end (and log) inside the test
     by_service = {o.service: o for o in result.outcomes}
     assert by_service.pop("elsewhere").reason == "not_configured"
     ordered = [by_service[s] for s in services[:-1]]  # the round's order: by service
