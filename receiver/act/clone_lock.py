@@ -127,7 +127,7 @@ class CloneLock:
                 return
             except BlockingIOError:
                 pass
-            holder = f"another process{self._holder()}"
+            holder = f"another process{self._holder(fd)}"
             if deadline.passed():
                 raise self._busy(holder, wait, details)
             if not told:
@@ -135,12 +135,10 @@ class CloneLock:
                 self._waiting(holder)
             deadline.wait()
 
-    def _holder(self) -> str:
+    @staticmethod
+    def _holder(fd: int) -> str:
         """` (pid N)` as the holder wrote it into the lock file; nothing when unknown."""
-        try:
-            pid = self.path.read_text(encoding="ascii").strip()
-        except (OSError, UnicodeDecodeError):
-            return ""
+        pid = _read_holder(fd)
         return f" (pid {pid})" if pid.isdigit() else ""
 
     def _waiting(self, holder: str) -> None:
