@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
 
+from receiver.act.dispatch import target_memory_names
 from receiver.config import Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import (
@@ -157,7 +158,7 @@ def first_facts(
     firing_trigger = trigger.tier is not None and trigger.alert.firing
     # no_target is checked before duplicate: a service without a target costs no Redis read
     if firing_trigger and resolution.target and origin in origins_of(SkipReason.DUPLICATE):
-        names = (trigger.service, *resolution.target.safety_targets())  # as Preparation.of
+        names = target_memory_names(trigger.service, resolution.target)
         duplicate_of, recalled = RevisionMemory(store).owner_or_recall(trigger.episode, names)
     facts = Facts(
         now=datetime.now(UTC),

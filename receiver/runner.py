@@ -12,7 +12,7 @@ from typing import Any
 
 from receiver import metrics
 from receiver.act.base import RollbackAction, RollbackJob
-from receiver.act.dispatch import Dispatcher, Stabilizer, memory_names
+from receiver.act.dispatch import Dispatcher, Stabilizer, memory_names, target_memory_names
 from receiver.config import ServiceTarget, Settings
 from receiver.decide.facts import TargetFacts
 from receiver.decide.policy import Trigger
@@ -65,7 +65,7 @@ class Preparation:
         """The job of a rollback of `trigger` to `target` (one read of the revision memory,
         unless the duplicate test already brought it: `recalled`)."""
         if recalled is None:
-            recalled = RevisionMemory(store).recall((trigger.service, *target.safety_targets()))
+            recalled = RevisionMemory(store).recall(target_memory_names(trigger.service, target))
         job = RollbackJob(
             rollback_id=rollback_id,
             service=trigger.service,

@@ -16,6 +16,7 @@ from functools import partial
 
 from receiver import metrics
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob
+from receiver.decide.targets import ServiceTarget
 from receiver.errors import ActionError, LockLost, StoreUnavailable
 from receiver.state import autosync
 from receiver.state.history import Restoration, RollbackRecord, StageName, State, iso
@@ -44,7 +45,12 @@ WON, LOST, UNRECORDED = "won", "lost", "unrecorded"  # how the outcome write end
 
 def memory_names(job: RollbackJob) -> tuple[str, ...]:
     """The service and its safety targets: every name whose revision memory a rollback writes."""
-    return (job.service, *job.target.safety_targets())
+    return target_memory_names(job.service, job.target)
+
+
+def target_memory_names(service: str, target: ServiceTarget) -> tuple[str, ...]:
+    """`memory_names` of a rollback of `service` to `target`, before its job exists."""
+    return (service, *target.safety_targets())
 
 
 def wrote_externally(details: dict[str, object]) -> bool:
