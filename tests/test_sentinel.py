@@ -89,4 +89,4 @@ def test_an_unknown_master_name_makes_the_store_unavailable(
     from receiver.errors import StoreUnavailable
 
     with pytest.raises(StoreUnavailable):
-        store.episode_owner("x")
+        store.episode_owner_state("x")

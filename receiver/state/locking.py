@@ -54,12 +54,9 @@ class Locking:
         seconds, micros = self._call(lambda: self.client.time())
         return int(seconds) + int(micros) / 1e6
 
-    def episode_owner(self, episode: str) -> str | None:
-        """The rollback id that claimed an episode; None when none did or its record is gone."""
-        return self.episode_owner_state(episode)[0]
-
     def episode_owner_state(self, episode: str) -> tuple[str | None, str | None]:
-        """The episode's rollback id and that record's state, in one round trip (or Nones)."""
+        """The rollback id that claimed an episode and its record's state, in one round trip;
+        Nones when none did or its record is gone."""
         keys = [self.key("episode", episode)]
         with self.guarded():
             reply = self.scripts.episode(keys=keys, args=[self.prefix])
