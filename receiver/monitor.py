@@ -25,7 +25,7 @@ import yaml
 
 from receiver.clients.prometheus import PrometheusClient, PrometheusUnavailable
 from receiver.config import Settings
-from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, classify, trigger_kind
+from receiver.decide.policy import TIERS, TRIGGER_ALERTNAMES, Trigger, classify, trigger_kind
 from receiver.decide.vocabulary import Decision
 from receiver.errors import ReceiverError
 from receiver.intake.payload import ZERO_TIME, Alert
@@ -219,15 +219,15 @@ def run_once(
     )
     # Decided like one delivery: gathered concurrently, reserved in order, one digest.
     bases: list[tuple[TriggerOutcome, bool]] = []  # (outcome if not decided, ours to decide)
+    mine: list[Alert] = []
     for alert in alerts:
         trigger = classify(alert, engine.settings)
         ours = engine.settings.target_for(trigger.service) is not None
-        bases.append(
-            (_not_configured(trigger.alertname, trigger.service, trigger.namespace, alert), ours)
-        )
+        bases.append((_not_configured(trigger, alert), ours))
+        if ours:
+            mine.append(alert)
     error = None
     try:
-        mine = [alert for alert, (_, ours) in zip(alerts, bases, strict=True) if ours]
         decided = iter(engine.handle_delivery(mine, actor="monitor"))
     except ReceiverError as exc:
         error, decided = exc.message, iter(())
@@ -253,10 +253,10 @@ def run_once(
     return result
 
 
-def _not_configured(alertname: str, service: str, namespace: str, alert: Alert) -> TriggerOutcome:
+def _not_configured(trigger: Trigger, alert: Alert) -> TriggerOutcome:
     """An alert of another deployment's service: not ours to decide."""
-    fields = (alertname, service, namespace, alert.fingerprint, alert.starts_at)
-    return TriggerOutcome(*fields, "ignored", "not_configured")
+    fields = (trigger.alertname, trigger.service, trigger.namespace, alert.fingerprint)
+    return TriggerOutcome(*fields, alert.starts_at, "ignored", "not_configured")
 
 
 def _wait_for_rollbacks(
