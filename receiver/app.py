@@ -124,13 +124,16 @@ def create_app(
     from receiver.http.api import bp as api_bp
     from receiver.http.openapi import bp as openapi_bp
     from receiver.http.redaction import redact_answers
+    from receiver.http.webhook import WebhookFastPath, unexpected_answer
     from receiver.http.webhook import bp as webhook_bp
 
     app.register_blueprint(webhook_bp)
     app.register_blueprint(api_bp)
     app.register_blueprint(console_bp)
-    redact_answers(app, settings.redactor())
+    redactor = settings.redactor()
+    redact_answers(app, redactor)
     app.register_blueprint(openapi_bp)
+    app.wsgi_app = WebhookFastPath(app, redactor)  # type: ignore[method-assign]
 
     @app.errorhandler(ReceiverError)
     def _receiver_error(exc: ReceiverError) -> tuple[Response, int]:
@@ -146,8 +149,7 @@ def create_app(
 
     @app.errorhandler(Exception)
     def _unexpected(exc: Exception) -> tuple[Response, int]:
-        log.exception("unhandled error")
-        return jsonify({"error": f"internal error ({exc.__class__.__name__})"}), 500
+        return jsonify(unexpected_answer(exc)), 500
 
     if settings.embedded_store:
         log.warning(
