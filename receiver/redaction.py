@@ -25,6 +25,7 @@ MIN_SECRET_CHARS = 4
 # a long label.
 _URL_USERINFO = re.compile(r"(?<![a-z0-9+.-])(?P<scheme>[a-z0-9+.-]+://)[^/@\s\"'<>\\]+@", re.I)
 _AUTH_HEADER = re.compile(r"(?i)\b(?P<scheme>bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
+_AUTH_SCHEMES = re.compile(r"bearer|basic")  # searched in the lowered text, ASCII only
 _SLACK_HOOK = re.compile(r"https://hooks\.slack\.com/[^\s\"'<>\\]+")
 T = TypeVar("T")
 
@@ -73,9 +74,15 @@ class Redactor:
         pattern = self._secret_pattern()
         if pattern is not None:
             text = pattern.sub(REDACTED, text)
-        text = redact_userinfo(text)
-        text = _SLACK_HOOK.sub(REDACTED, text)
-        return _AUTH_HEADER.sub(lambda m: m.group("scheme") + " " + REDACTED, text)
+        # Every answer and log line passes here, and most hold no URL and no credential:
+        # a pattern runs only where the text could match it (the result is the same).
+        if "://" in text:  # both URL patterns need it
+            text = redact_userinfo(text)
+            text = _SLACK_HOOK.sub(REDACTED, text)
+        if not text.isascii() or _AUTH_SCHEMES.search(text.lower()):
+            # Outside ASCII, case-insensitive matching is Unicode's (ſ matches s): no shortcut.
+            text = _AUTH_HEADER.sub(lambda m: m.group("scheme") + " " + REDACTED, text)
+        return text
 
     def obj(self, value: T) -> T:
         """A copy of `value` (str, dict, list, tuple, dataclass) with every text redacted."""
