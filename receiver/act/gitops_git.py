@@ -29,6 +29,7 @@ from pathlib import Path
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.clone_lock import CLONE_WAIT_SECONDS, CloneLock
 from receiver.act.git_env import inherited_environment
+from receiver.act.git_process import run_git
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
@@ -165,13 +166,11 @@ class GitRevert(RollbackAction):
     ) -> str:
         """Run git on the cached clone; raise GitCommandError with a redacted message."""
         try:
-            result = subprocess.run(
+            result = run_git(
                 ["git", *args],
-                input=stdin.encode() if stdin is not None else None,
-                capture_output=True,
-                env=self._env(env),
-                timeout=timeout,
-                check=False,
+                self._env(env),
+                timeout,
+                stdin.encode() if stdin is not None else None,
             )
         except subprocess.TimeoutExpired:
             raise GitCommandError(f"git {args[0]} timed out after {timeout:.0f} s") from None
