@@ -278,3 +278,51 @@ def test_after_a_clean_use_the_next_holder_does_not_walk_the_clone(tmp_path: Pat
     outside.write_text("held by an operator's git\n")
     revert.inspect(gitops_job("x"))
     assert outside.exists()
+
+
+def test_a_lock_file_removed_between_uses_is_opened_again_and_still_excludes(
+    tmp_path: Path,
+) -> None:
+    """The lock file stays open between uses; one a /tmp cleaner removed is not trusted, so
+    another process holding the file now at the path still keeps this one out."""
+    origin = seed_manifests(tmp_path / "origin.git")
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    revert.inspect(gitops_job("x"))  # the lock file is open in this process now
+    revert.clone_lock.path.unlink()
+    with held_from_outside(revert.clone_lock.path), pytest.raises(ActionError) as failure:
+        revert.inspect(gitops_job("x"))
+    assert "held by another process" in failure.value.message
+    revert.inspect(gitops_job("x"))  # free again once the other holder let go
+
+
+def test_a_forked_process_does_not_share_its_parents_hold_on_the_clone(tmp_path: Path) -> None:
+    """A descriptor inherited through fork shares the parent's flock: the child opens its own."""
+    origin = seed_manifests(tmp_path / "origin.git")
+    revert = GitRevert(options(origin.url), cache_dir=tmp_path / "cache", clone_wait=0.3)
+    revert.inspect(gitops_job("x"))  # the lock file is open in this process now
+    ready_r, ready_w = os.pipe()
+    go_r, go_w = os.pipe()
+    answer_r, answer_w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: wait until the parent holds the clone, then try to take it
+        code = b"?"
+        try:
+            os.write(ready_w, b"r")
+            os.read(go_r, 1)
+            with revert.clone_lock.held(0.3):
+                code = b"taken"
+        except ActionError:
+            code = b"busy"
+        finally:
+            os.write(answer_w, code)
+            os._exit(0)
+    try:
+        assert os.read(ready_r, 1) == b"r"
+        with revert.clone_lock.held(5):
+            os.write(go_w, b"g")
+            answer = os.read(answer_r, 16)
+    finally:
+        os.waitpid(pid, 0)
+        for fd in (ready_r, ready_w, go_r, go_w, answer_r, answer_w):
+            os.close(fd)
+    assert answer == b"busy"

@@ -24,11 +24,13 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from functools import lru_cache
 from pathlib import Path
 
 from receiver.act.base import ActionContext, RollbackAction, RollbackJob, TargetFacts
 from receiver.act.clone_lock import CLONE_WAIT_SECONDS, CloneLock
 from receiver.act.git_env import inherited_environment
+from receiver.act.git_process import run_git
 from receiver.act.gitops_common import (
     HISTORY_DEPTH,
     TRAILER_ID,
@@ -85,6 +87,14 @@ def default_cache_dir() -> Path:
     return Path(tempfile.gettempdir()) / "rollback-receiver-git"
 
 
+@lru_cache(maxsize=256)
+def _clone_of(url: str, root: str) -> tuple[Path, CloneLock]:
+    """The cached clone of a repository under `root`, and its lock (built once per process)."""
+    key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
+    clone = Path(root) / f"{key}.git"
+    return clone, CloneLock(clone, redact(url))
+
+
 class GitCommandError(Exception):
     """A git command failed; the text and `output` (all of stderr) are already redacted."""
 
@@ -115,12 +125,10 @@ class GitRevert(RollbackAction):
         self.retry = PushRetry.of(options, self.path)
         self.inspect_timeout = float(options.inspect_timeout)
         self.execute_timeout = execute_timeout
-        root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-        key = hashlib.sha256(redact(url).encode()).hexdigest()[:16]
-        self.clone = root / f"{key}.git"
-        self.remote_ref = f"refs/remotes/origin/{self.branch}"
+        root = os.fspath(cache_dir) if cache_dir is not None else str(default_cache_dir())
         # Rollbacks of one repository take turns on its clone, across threads and processes.
-        self.clone_lock = CloneLock(self.clone, redact(url))
+        self.clone, self.clone_lock = _clone_of(url, root)
+        self.remote_ref = f"refs/remotes/origin/{self.branch}"
         self.clone_wait = clone_wait
 
     # -- git -------------------------------------------------------------------------------
@@ -165,13 +173,11 @@ class GitRevert(RollbackAction):
     ) -> str:
         """Run git on the cached clone; raise GitCommandError with a redacted message."""
         try:
-            result = subprocess.run(
+            result = run_git(
                 ["git", *args],
-                input=stdin.encode() if stdin is not None else None,
-                capture_output=True,
-                env=self._env(env),
-                timeout=timeout,
-                check=False,
+                self._env(env),
+                timeout,
+                stdin.encode() if stdin is not None else None,
             )
         except subprocess.TimeoutExpired:
             raise GitCommandError(f"git {args[0]} timed out after {timeout:.0f} s") from None

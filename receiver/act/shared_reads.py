@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Hashable, Iterator
-from concurrent.futures import Future
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, TypeVar
@@ -12,12 +11,23 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+class _Answer:
+    """One shared read: its lock is held by the first reader until the answer is in."""
+
+    __slots__ = ("error", "lock", "value")
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+
 class DeliveryReads:
     """Answers (or errors) of the shared reads of one delivery, each made at most once."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._answers: dict[Hashable, Future[Any]] = {}
+        self._answers: dict[Hashable, _Answer] = {}
         self.reads = 0  # how many reads were really made (tests, the benchmark)
 
     def once(self, key: Hashable, read: Callable[[], T]) -> T:
@@ -26,14 +36,22 @@ class DeliveryReads:
             answer = self._answers.get(key)
             mine = answer is None
             if answer is None:
-                answer = self._answers[key] = Future()
+                answer = self._answers[key] = _Answer()
+                answer.lock.acquire()  # a plain lock, not a Future: a read costs one lock
         if mine:
             self.reads += 1
             try:
-                answer.set_result(read())
+                answer.value = read()
             except BaseException as exc:
-                answer.set_exception(exc)
-        return answer.result()  # type: ignore[no-any-return]
+                answer.error = exc
+            finally:
+                answer.lock.release()
+        else:
+            with answer.lock:  # the first reader holds it until the answer is in
+                pass
+        if answer.error is not None:
+            raise answer.error
+        return answer.value  # type: ignore[no-any-return]
 
 
 _CURRENT: ContextVar[DeliveryReads | None] = ContextVar("delivery_reads", default=None)
