@@ -80,7 +80,7 @@ class Redactor:
             text = redact_userinfo(text)
             text = _SLACK_HOOK.sub(REDACTED, text)
         if not text.isascii() or _AUTH_SCHEMES.search(text.lower()):
-            # Outside ASCII, case-insensitive matching is Unicode's (ſ matches s): no shortcut.
+            # Outside ASCII, case-insensitive matching is Unicode's (U+017F matches s): no shortcut.
             text = _AUTH_HEADER.sub(lambda m: m.group("scheme") + " " + REDACTED, text)
         return text
 
