@@ -94,6 +94,11 @@ def _handle(req: Request, eng: Engine) -> dict[str, Any]:
     return {"alerts": [outcome.to_dict() for outcome in eng.handle_delivery(message.alerts)]}
 
 
+def _json(body: dict[str, Any]) -> str:
+    """`body` as `jsonify` writes it outside debug mode: sorted keys, compact, a newline."""
+    return json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n"
+
+
 class WebhookFastPath:
     """POST /webhook without Flask's request context, routing and hooks; the rest to Flask.
 
@@ -115,9 +120,10 @@ class WebhookFastPath:
         req.max_content_length = self.max_content_length
         try:
             body, code = webhook_answer(req, self.engine)
-        except Exception as exc:
+            text = _json(body)
+        except Exception as exc:  # as the app's handler answers it: never a traceback
             body, code = unexpected_answer(exc), 500
-        text = json.dumps(body, sort_keys=True, separators=(",", ":")) + "\n"
+            text = _json(body)
         data = self.redactor(text).encode()
         status = f"{code} {HTTP_STATUS_CODES.get(code, 'unknown').upper()}"  # as werkzeug
         headers = [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
