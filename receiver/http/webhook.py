@@ -30,7 +30,7 @@ from receiver.startup import redis_address
 
 bp = Blueprint("webhook", __name__)
 log = logging.getLogger("receiver.webhook")
-app_log = logging.getLogger("receiver.app")
+app_log = logging.getLogger("receiver.app")  # the 500 handler's line, wherever it is answered
 MAX_BODY = 1024 * 1024
 StartResponse = Callable[..., Any]
 
