@@ -40,17 +40,13 @@ def run_git(
     """Run `args` (args[0] looked up on PATH) and capture stdout and stderr, within `timeout`."""
     inherited = None if stdin is not None or not _pidfd_works() else _inheritable_descriptors()
     if inherited is None:
-        return subprocess.run(
-            list(args), input=stdin, capture_output=True, env=env, timeout=timeout, check=False
-        )
+        return _by_subprocess(args, env, timeout, stdin)
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     if min(out_r, out_w, err_r, err_w) <= 2:  # a standard stream is closed: let subprocess cope
         for fd in (out_r, out_w, err_r, err_w):
             os.close(fd)
-        return subprocess.run(
-            list(args), input=stdin, capture_output=True, env=env, timeout=timeout, check=False
-        )
+        return _by_subprocess(args, env, timeout, stdin)
     try:
         actions: list[tuple[int, ...]] = [
             (os.POSIX_SPAWN_DUP2, out_w, 1),
@@ -72,6 +68,15 @@ def run_git(
     os.close(out_w)
     os.close(err_w)
     return _collect(pid, list(args), out_r, err_r, timeout)
+
+
+def _by_subprocess(
+    args: Sequence[str], env: dict[str, str], timeout: float, stdin: bytes | None
+) -> subprocess.CompletedProcess[bytes]:
+    """The same command through `subprocess.run` itself, where the spawn path cannot work."""
+    return subprocess.run(
+        list(args), input=stdin, capture_output=True, env=env, timeout=timeout, check=False
+    )
 
 
 def _collect(
