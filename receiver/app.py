@@ -8,7 +8,7 @@ from typing import Any
 from flask import Flask, Response, jsonify
 from werkzeug.exceptions import HTTPException
 
-from receiver import metrics
+from receiver import memory, metrics
 from receiver.act.base import RollbackJob
 from receiver.config import Settings
 from receiver.errors import ReceiverError
@@ -110,7 +110,11 @@ def build_engine(
 def create_app(
     settings: Settings | None = None, engine: Engine | None = None, start_sweeper: bool = True
 ) -> Flask:
-    """The Flask app; `settings` default to the environment, `engine` to the real backends."""
+    """The Flask app; `settings` default to the environment, `engine` to the real backends.
+
+    `start_sweeper` starts the serving process's background threads: the sweeper and, unless
+    RECEIVER_MALLOC_TRIM is false, the allocator's trimmer (receiver.memory.Trimmer).
+    """
     settings = settings or Settings.from_env()
     setup_logging(settings.log_level, settings.log_file, settings.secret_values)
     engine = engine or build_engine(settings)
@@ -165,4 +169,8 @@ def create_app(
         sweeper = Sweeper(engine, settings.reaper_interval_seconds)
         sweeper.start()
         app.extensions["sweeper"] = sweeper
+        if settings.receiver_malloc_trim and memory.can_trim():
+            trimmer = memory.Trimmer()
+            trimmer.start()
+            app.extensions["trimmer"] = trimmer
     return app

@@ -119,7 +119,7 @@ class Settings:
     public_url: str | None = None
     incident_repo: str | None = None
     gitops_cache_dir: str | None = None
-    receiver_malloc_trim: bool = True  # after each /metrics scrape (receiver.memory)
+    receiver_malloc_trim: bool = True  # malloc_trim once a second (receiver.memory)
     # From ROLLBACK_CONFIG (plus the single-service target of SERVICE_NAME).
     services: Mapping[str, ServiceTarget] = field(default_factory=dict)
     triggers: tuple[TriggerRule, ...] = ()

@@ -46,6 +46,9 @@ def worker_exit(server: Any, worker: Any) -> None:
     sweeper = extensions.get("sweeper")
     if sweeper is not None:
         sweeper.stop()
+    trimmer = extensions.get("trimmer")
+    if trimmer is not None:
+        trimmer.stop()
     if engine is not None:
         logging.getLogger("receiver.app").info("worker stopping: waiting for running rollbacks")
         engine.shutdown(timeout=max(graceful_timeout - 10, 1))

@@ -4,13 +4,13 @@ tells the escalations a closed burst window held."""
 from __future__ import annotations
 
 import logging
-import threading
 
 from receiver import approvals, metrics
 from receiver.act.factory import argocd_client
 from receiver.clients.argocd import ArgoCDError
 from receiver.decide.vocabulary import SkipReason
 from receiver.errors import Conflict, NotFound, ReceiverError
+from receiver.periodic import Periodic
 from receiver.pipeline import Engine
 from receiver.state import autosync
 from receiver.state.history import StageName, State, iso
@@ -109,28 +109,19 @@ def _interrupt(engine: Engine, service: str, rollback_id: str) -> int:
     return 1
 
 
-class Sweeper:
+class Sweeper(Periodic):
     """Every REAPER_INTERVAL_SECONDS, one sweep, in a daemon thread of the serving process."""
 
+    name = "sweeper"
+
     def __init__(self, engine: Engine, interval: float) -> None:
+        super().__init__(interval)
         self.engine = engine
-        self.interval = interval
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="sweeper", daemon=True)
 
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join(timeout=5)
-
-    def _loop(self) -> None:
-        while not self._stop.wait(self.interval):
-            try:
-                sweep_once(self.engine)
-            except ReceiverError as exc:
-                log.warning("sweep skipped", extra={"error": exc.message})
-            except Exception:
-                log.exception("sweep failed")
+    def tick(self) -> None:
+        try:
+            sweep_once(self.engine)
+        except ReceiverError as exc:
+            log.warning("sweep skipped", extra={"error": exc.message})
+        except Exception:
+            log.exception("sweep failed")

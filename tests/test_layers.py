@@ -22,6 +22,7 @@ LAYERS: dict[str, int] = {
     "receiver.metrics": FOUNDATION,
     "receiver.exposition": FOUNDATION,
     "receiver.memory": FOUNDATION,
+    "receiver.periodic": FOUNDATION,
     "receiver.secrets": FOUNDATION,
     "receiver.env": FOUNDATION,
     "receiver.redaction": FOUNDATION,

@@ -19,7 +19,7 @@ from flask import Blueprint, Flask, Request, Response, current_app, jsonify, req
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.http import HTTP_STATUS_CODES
 
-from receiver import memory, metrics
+from receiver import metrics
 from receiver.errors import PayloadTooLarge, ReceiverError, UnsupportedMediaType
 from receiver.http.auth import check_webhook
 from receiver.intake.json_body import load_json_body
@@ -158,7 +158,4 @@ def metrics_endpoint() -> Response:
         body.append(metrics.render_autosync_gauge(eng.autosync_disabled_apps()))
     except ReceiverError:
         log.warning("metrics: state store unreachable; Redis-backed gauges omitted")
-    response = Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
-    if eng.settings.receiver_malloc_trim:  # once the answer is sent and its memory freed
-        response.call_on_close(memory.release_free_memory)
-    return response
+    return Response(body, mimetype="text/plain; version=0.0.4; charset=utf-8")
