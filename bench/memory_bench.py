@@ -4,9 +4,13 @@ Starts a fresh `rollback-receiver serve --workers 2` on BENCH_RSS_SERVICES servi
 a local GitOps repo, the machine's Redis: BENCH_REDIS_URL, flushed before and after) and posts
 N deliveries (`--deliveries N`, BENCH_RSS_DELIVERIES, default 5000) as Alertmanager sends them
 over days (episodes opened, repeated and resolved, unconfigured services, other alerts) while
-/metrics is scraped every BENCH_SCRAPE_SECONDS, as Prometheus would. Prints each worker's
-VmRSS, the /metrics size and series and the Redis keys at 10 %, 50 % and 100 %, and the growth
-over the last half. The figures are not asserted (docs/performance.md records runs).
+/metrics is scraped every BENCH_SCRAPE_SECONDS, as Prometheus would. After each tenth of the
+run it reads each worker's VmRSS twice: busy (as the last delivery is answered) and at rest
+(BENCH_RSS_SETTLE_SECONDS later, the scrapes going on: past the workers' next malloc_trim).
+Prints both at 10 %, 50 % and 100 % with the /metrics size and series and the Redis keys, the
+growth over the last half, and its trend: the least-squares slope through the six at-rest
+readings from 50 % to 100 %, times the half's length, beside how far those readings stray
+from that line. The figures are not asserted (docs/performance.md records runs).
 """
 
 from __future__ import annotations
@@ -48,6 +52,7 @@ from webhook_bench import (
 RSS_DELIVERIES = int(os.environ.get("BENCH_RSS_DELIVERIES", "5000"))
 RSS_SERVICES = int(os.environ.get("BENCH_RSS_SERVICES", "100"))
 SCRAPE_SECONDS = float(os.environ.get("BENCH_SCRAPE_SECONDS", "1"))
+SETTLE_SECONDS = float(os.environ.get("BENCH_RSS_SETTLE_SECONDS", "2.5"))
 CHECKPOINTS = (0.1, 0.5, 1.0)
 RECEIVER = [str(BIN / "rollback-receiver"), "serve", "--workers", "2"]
 
@@ -116,47 +121,74 @@ def scraping(url: str) -> Iterator[list[int]]:
         thread.join(30)
 
 
+def trend(readings: list[tuple[float, float]]) -> tuple[float, float]:
+    """Least-squares line through (share, MB): its rise over the readings' span, largest miss."""
+    n = len(readings)
+    mean_x = sum(x for x, _ in readings) / n
+    mean_y = sum(y for _, y in readings) / n
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in readings) / sum(
+        (x - mean_x) ** 2 for x, _ in readings
+    )
+    miss = max(abs(y - mean_y - slope * (x - mean_x)) for x, y in readings)
+    return slope * (readings[-1][0] - readings[0][0]), miss
+
+
 def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
     """RSS per worker along `deliveries` of the production mix, /metrics scraped meanwhile."""
     payloads = production_mix(deliveries, RSS_SERVICES)
-    samples: dict[float, tuple[dict[int, float], int, int, int]] = {}
+    busy: dict[float, dict[int, float]] = {}
+    rest: dict[float, dict[int, float]] = {}
+    sizes: dict[float, tuple[int, int, int]] = {}
     with (
         serving(RECEIVER, receiver_env(tmp, repo, RSS_SERVICES)) as (url, pid),
         scraping(url) as scrapes,
     ):
-        started, done, errors = time.perf_counter(), 0, 0.0
+        started, done, errors, settled = time.perf_counter(), 0, 0.0, 0.0
         for tenth in range(1, 11):
             upto = deliveries * tenth // 10
             errors += load(url, payloads[done:upto])[1]
             done = upto
+            share = tenth / 10
+            busy[share] = worker_rss_mb(pid)
             exposition = requests.get(url + "/metrics", timeout=10).text
             series = sum(1 for line in exposition.splitlines() if not line.startswith("#"))
-            rss = worker_rss_mb(pid)
-            samples[tenth / 10] = (rss, len(exposition.encode()), series, int(client.dbsize()))
-        elapsed = time.perf_counter() - started
+            sizes[share] = (len(exposition.encode()), series, int(client.dbsize()))
+            time.sleep(SETTLE_SECONDS)
+            settled += SETTLE_SECONDS
+            rest[share] = worker_rss_mb(pid)
+        elapsed = time.perf_counter() - started - settled
     print(
-        f"memory run: {deliveries} deliveries over {RSS_SERVICES} services in {elapsed:.0f} s, "
-        f"{THREADS} client threads, 2 gunicorn workers, {errors:.0f} errors; "
-        f"/metrics scraped {scrapes[0]} times (every {SCRAPE_SECONDS:g} s)"
+        f"memory run: {deliveries} deliveries over {RSS_SERVICES} services in {elapsed:.0f} s "
+        f"(and {settled:g} s at rest), {THREADS} client threads, 2 gunicorn workers, "
+        f"{errors:.0f} errors; /metrics scraped {scrapes[0]} times (every {SCRAPE_SECONDS:g} s)"
     )
-    workers = sorted(samples[1.0][0])
+    workers, nan = sorted(rest[1.0]), float("nan")
     print(
         f"{'deliveries':<16}"
-        + "".join(f"{'worker ' + str(w):>14}" for w in workers)
+        + "".join(f"{'worker ' + str(w) + ' busy/rest':>26}" for w in workers)
         + f"{'/metrics bytes':>16}{'series':>8}{'Redis keys':>12}"
     )
     for share in CHECKPOINTS:
-        rss, size, series, keys = samples[share]
+        size, series, keys = sizes[share]
+        b, r = busy[share], rest[share]
         print(
             f"{f'{round(share * deliveries)} ({share:.0%})':<16}"
-            + "".join(f"{rss.get(w, float('nan')):>11.1f} MB" for w in workers)
+            + "".join(f"{b.get(w, nan):>13.1f} / {r.get(w, nan):.1f} MB" for w in workers)
             + f"{size:>16}{series:>8}{keys:>12}"
         )
-    half, end = samples[0.5][0], samples[1.0][0]
+    for name, samples in (("busy", busy), ("at rest", rest)):
+        half, end = samples[0.5], samples[1.0]
+        print(
+            f"RSS growth over the last half (50 % -> 100 %), {name}: "
+            + ", ".join(f"{end[w] - half.get(w, nan):+.1f} MB" for w in workers)
+        )
+    last_half = [share for share in sorted(rest) if share >= 0.5]
+    trends = [trend([(x, rest[x][w]) for x in last_half if w in rest[x]]) for w in workers]
+    told = [f"{rise:+.2f} MB (readings within {miss:.2f} MB of it)" for rise, miss in trends]
     print(
-        "RSS growth over the last half (50 % -> 100 %): "
-        + ", ".join(f"{end[w] - half.get(w, float('nan')):+.1f} MB" for w in workers)
-        + f"; largest worker {max(end.values()):.0f} MB (goal < 80 MB, no growth)"
+        "trend over the last half, at rest (least squares through 50 %..100 %): "
+        + ", ".join(told)
+        + f"; largest worker {max(rest[1.0].values()):.0f} MB (goal < 80 MB, no growth)"
     )
 
 
