@@ -6,11 +6,11 @@ N deliveries (`--deliveries N`, BENCH_RSS_DELIVERIES, default 5000) as Alertmana
 over days (episodes opened, repeated and resolved, unconfigured services, other alerts) while
 /metrics is scraped every BENCH_SCRAPE_SECONDS, as Prometheus would. After each tenth of the
 run it reads each worker's VmRSS twice: busy (as the last delivery is answered) and at rest
-(BENCH_RSS_SETTLE_SECONDS later, the scrapes going on: past the workers' next malloc_trim).
-Prints both at 10 %, 50 % and 100 % with the /metrics size and series and the Redis keys, the
-growth over the last half, and its trend: the least-squares slope through the six at-rest
-readings from 50 % to 100 %, times the half's length, beside how far those readings stray
-from that line. The figures are not asserted (docs/performance.md records runs).
+(BENCH_RSS_SETTLE_SECONDS later, no request or scrape meanwhile: past the workers' next
+malloc_trim). Prints both at 10 %, 50 % and 100 % with the /metrics size and series and the
+Redis keys, the growth over the last half, and its trend: the least-squares slope through the
+six at-rest readings from 50 % to 100 %, times the half's length, beside how far those
+readings stray from that line. The figures are not asserted (docs/performance.md records runs).
 """
 
 from __future__ import annotations
@@ -103,19 +103,22 @@ def serving(argv: list[str], env: dict[str, str]) -> Iterator[tuple[str, int]]:
 
 
 @contextmanager
-def scraping(url: str) -> Iterator[list[int]]:
-    """GET /metrics every SCRAPE_SECONDS, beside the load, as Prometheus does; counts them."""
-    done, scrapes = threading.Event(), [0]
+def scraping(url: str) -> Iterator[tuple[list[int], threading.Event]]:
+    """GET /metrics every SCRAPE_SECONDS, beside the load, as Prometheus does: (count, pause).
+
+    While `pause` is set no scrape starts (the at-rest readings: no request at all)."""
+    done, pause, scrapes = threading.Event(), threading.Event(), [0]
 
     def scrape() -> None:
         with requests.Session() as session:
             while not done.wait(SCRAPE_SECONDS):
-                scrapes[0] += session.get(url + "/metrics", timeout=10).ok
+                if not pause.is_set():
+                    scrapes[0] += session.get(url + "/metrics", timeout=10).ok
 
     thread = threading.Thread(target=scrape)
     thread.start()
     try:
-        yield scrapes
+        yield scrapes, pause
     finally:
         done.set()
         thread.join(30)
@@ -141,7 +144,7 @@ def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
     sizes: dict[float, tuple[int, int, int]] = {}
     with (
         serving(RECEIVER, receiver_env(tmp, repo, RSS_SERVICES)) as (url, pid),
-        scraping(url) as scrapes,
+        scraping(url) as (scrapes, pause),
     ):
         started, done, errors, settled = time.perf_counter(), 0, 0.0, 0.0
         for tenth in range(1, 11):
@@ -153,9 +156,11 @@ def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
             exposition = requests.get(url + "/metrics", timeout=10).text
             series = sum(1 for line in exposition.splitlines() if not line.startswith("#"))
             sizes[share] = (len(exposition.encode()), series, int(client.dbsize()))
+            pause.set()  # a scrape already going on ends within the settle time
             time.sleep(SETTLE_SECONDS)
             settled += SETTLE_SECONDS
             rest[share] = worker_rss_mb(pid)
+            pause.clear()
         elapsed = time.perf_counter() - started - settled
     print(
         f"memory run: {deliveries} deliveries over {RSS_SERVICES} services in {elapsed:.0f} s "
