@@ -10,7 +10,10 @@ run it reads each worker's VmRSS twice: busy (as the last delivery is answered) 
 malloc_trim). Prints both at 10 %, 50 % and 100 % with the /metrics size and series and the
 Redis keys, the growth over the last half, and its trend: the least-squares slope through the
 six at-rest readings from 50 % to 100 %, times the half's length, beside how far those
-readings stray from that line. The figures are not asserted (docs/performance.md records runs).
+readings stray from that line. Beside RSS, at rest, each worker's VmData: the memory it has
+reserved for data (heap, malloc arenas, Python's arenas, thread stacks), touched or not, which
+bounds what RSS can grow into without asking the system for more. The figures are not
+asserted (docs/performance.md records runs).
 """
 
 from __future__ import annotations
@@ -141,6 +144,7 @@ def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
     payloads = production_mix(deliveries, RSS_SERVICES)
     busy: dict[float, dict[int, float]] = {}
     rest: dict[float, dict[int, float]] = {}
+    reserved: dict[float, dict[int, float]] = {}
     sizes: dict[float, tuple[int, int, int]] = {}
     with (
         serving(RECEIVER, receiver_env(tmp, repo, RSS_SERVICES)) as (url, pid),
@@ -160,6 +164,7 @@ def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
             time.sleep(SETTLE_SECONDS)
             settled += SETTLE_SECONDS
             rest[share] = worker_rss_mb(pid)
+            reserved[share] = worker_rss_mb(pid, "VmData")
             pause.clear()
         elapsed = time.perf_counter() - started - settled
     print(
@@ -187,6 +192,14 @@ def memory(tmp: Path, repo: str, deliveries: int, client: redis.Redis) -> None:
             f"RSS growth over the last half (50 % -> 100 %), {name}: "
             + ", ".join(f"{end[w] - half.get(w, nan):+.1f} MB" for w in workers)
         )
+    half, end = reserved[0.5], reserved[1.0]
+    print(
+        "reserved for data (VmData) at rest, 50 % -> 100 %: "
+        + ", ".join(
+            f"{half.get(w, nan):.1f} -> {end[w]:.1f} MB ({end[w] - half.get(w, nan):+.1f})"
+            for w in workers
+        )
+    )
     last_half = [share for share in sorted(rest) if share >= 0.5]
     trends = [trend([(x, rest[x][w]) for x in last_half if w in rest[x]]) for w in workers]
     told = [f"{rise:+.2f} MB (readings within {miss:.2f} MB of it)" for rise, miss in trends]

@@ -214,8 +214,12 @@ def cpu_seconds(pid: int) -> float:
     return total / TICKS
 
 
-def worker_rss_mb(pid: int) -> dict[int, float]:
-    """VmRSS of each worker (the master's own children, not their git runs), in MB, by pid."""
+def worker_rss_mb(pid: int, field: str = "VmRSS") -> dict[int, float]:
+    """A /proc status figure of each worker (the master's own children, not their git runs).
+
+    In MB, by pid: VmRSS (resident) by default; VmData is what the worker has reserved for
+    data (heap, malloc arenas, Python's arenas, thread stacks), resident or not.
+    """
     sizes = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         for worker in (task / "children").read_text().split():
@@ -224,7 +228,7 @@ def worker_rss_mb(pid: int) -> dict[int, float]:
             except OSError:
                 continue
             for line in status.splitlines():
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     sizes[int(worker)] = int(line.split()[1]) / 1024
     return sizes
 
