@@ -10,6 +10,12 @@ for bulk jobs; a rollback is a handful of reads and three dependent writes, so n
 paced by default (WRITE_PAUSE_SECONDS = 0). Secondary rate limits (403/429 with Retry-After
 or GitHub's rate-limit message) are waited out by the provider, bounded by
 RATE_LIMIT_MAX_WAIT_SECONDS; PyGithub's own retry is off so one place decides.
+
+The environment is read once per connection: requests looks up the proxy variables
+(HTTPS_PROXY, NO_PROXY, ...) and the CA bundle (REQUESTS_CA_BUNDLE, CURL_CA_BUNDLE) again for
+every request, walking the whole environment twice (about 0.1 ms a request, a tenth of a
+GitHub read's CPU). A service's environment does not change once it runs, so the client's
+connection reads them when it is made and then stops looking (`_EnvironmentOnce`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from typing import Any
 
 import requests
 from github import Auth, Github, GithubException
+from github.Requester import HTTPRequestsConnectionClass, HTTPSRequestsConnectionClass
 
 from receiver import metrics
 from receiver.act.gitops_common import HISTORY_DEPTH, BoundedCache, PathCommit
@@ -96,6 +103,50 @@ _clients: dict[tuple[str, str, int], Github] = {}
 _clients_lock = threading.Lock()
 
 
+class _EnvironmentOnce:
+    """A PyGithub connection that reads the proxy and CA-bundle variables when it is made."""
+
+    protocol: str
+    host: str
+    port: int
+    verify: bool | str
+    session: requests.Session
+
+    def _read_environment(self) -> None:
+        url = f"{self.protocol}://{self.host}:{self.port}/"
+        found = self.session.merge_environment_settings(url, {}, None, self.verify, None)
+        self.session.proxies = found["proxies"]  # NO_PROXY already applied for this host
+        self.verify = True if found["verify"] is None else found["verify"]
+        self.session.trust_env = False  # from now on, no request looks at the environment
+
+
+class _HTTPConnection(HTTPRequestsConnectionClass, _EnvironmentOnce):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_environment()
+
+
+class _HTTPSConnection(HTTPSRequestsConnectionClass, _EnvironmentOnce):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._read_environment()
+
+
+_OURS: dict[Any, type[_EnvironmentOnce]] = {
+    HTTPRequestsConnectionClass: _HTTPConnection,
+    HTTPSRequestsConnectionClass: _HTTPSConnection,
+}
+_CONNECTION_CLASS = "_Requester__connectionClass"  # PyGithub's private name (pinned version)
+
+
+def _read_environment_once(client: Github) -> None:
+    """Make the client's connections `_EnvironmentOnce` (left as they are if PyGithub changed)."""
+    requester = client.requester
+    ours = _OURS.get(getattr(requester, _CONNECTION_CLASS, None))
+    if ours is not None:
+        setattr(requester, _CONNECTION_CLASS, ours)
+
+
 def shared_github(api_url: str, token: str, timeout: int) -> Github:
     """The process's client for this API, token and timeout: one connection pool, reused."""
     key = (api_url, token, timeout)
@@ -112,6 +163,7 @@ def shared_github(api_url: str, token: str, timeout: int) -> Github:
                 seconds_between_writes=None,
                 lazy=True,
             )
+            _read_environment_once(client)
         return client
 
 

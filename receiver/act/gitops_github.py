@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from typing import Any, TypeVar
+from urllib.parse import quote
 
 import requests
 from github import Github, GithubException, InputGitTreeElement
@@ -122,16 +123,22 @@ class GitHubRevert(RollbackAction):
         return float(min(0.5 * 2 ** (state.attempt_number - 1), 8.0))
 
     def _call(self, what: str, fn: Callable[[], T], attempts: int | None = None) -> T:
-        """Run one API call; rate limits, 5xx and connection errors are retried, bounded."""
-        retrying = Retrying(
-            stop=stop_after_attempt(attempts or self.call_attempts),
-            wait=self._wait,
-            retry=retry_if_exception(is_transient),
-            sleep=self.sleep,
-            reraise=True,
-        )
+        """Run one API call; rate limits, 5xx and connection errors are retried, bounded.
+
+        One attempt (an inspect's: in doubt the receiver does not act) is a plain call.
+        """
+        tries = attempts or self.call_attempts
         try:
-            result = retrying(fn)
+            if tries == 1:
+                result = fn()
+            else:
+                result = Retrying(
+                    stop=stop_after_attempt(tries),
+                    wait=self._wait,
+                    retry=retry_if_exception(is_transient),
+                    sleep=self.sleep,
+                    reraise=True,
+                )(fn)
         except RateLimited as exc:
             raise ActionError(STAGE, f"{what}: {exc}") from None
         except GithubException as exc:
@@ -164,12 +171,19 @@ class GitHubRevert(RollbackAction):
         return ActionError(STAGE, text, {"github_status": exc.status})
 
     def _head(self, repo: Repository, attempts: int | None = None) -> str:
-        """The branch head's sha (one request)."""
-        return self._call(
-            f"read branch {self.branch}",
-            lambda: repo.get_git_ref(f"heads/{self.branch}").object.sha,
-            attempts,
+        """The branch head's sha (one request, read as JSON: no lazy GitRef to complete)."""
+        what = f"read branch {self.branch}"
+        url = f"{repo.url}/git/ref/{quote('heads/' + self.branch)}"  # as PyGithub's get_git_ref
+        _headers, ref = self._call(
+            what, lambda: repo.requester.requestJsonAndCheck("GET", url), attempts
         )
+        try:
+            sha = ref["object"]["sha"]
+        except (KeyError, TypeError):
+            sha = None
+        if not isinstance(sha, str) or not sha:
+            raise ActionError(STAGE, f"{what}: GitHub answered an unexpected body")
+        return sha
 
     def _history_at(
         self, repo: Repository, head: str, attempts: int | None = None
