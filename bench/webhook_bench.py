@@ -3,11 +3,15 @@
 Both servers run with 2 gunicorn workers (gthread, 4 threads) on loopback, side by side; the
 receiver uses the machine's real Redis (BENCH_REDIS_URL, default db 14, flushed before and
 after) and a local GitOps repo in dry-run mode, so every delivery goes through the whole
-decision pipeline. Three loads, each a fixed number of posts from several client threads with
+decision pipeline. Four loads, each a fixed number of posts from several client threads with
 keep-alive sessions: the receiver's repeats (mostly Alertmanager repeats of active episodes,
 `duplicate`, plus resolved and non-trigger alerts), the receiver's first deliveries (every post
-a new episode) and the bare app's. Each load is split into BENCH_ROUNDS rounds run in turn, so
-other jobs on a shared machine weigh on all three alike.
+a new episode) twice, and the bare app's. First deliveries go once to a second receiver on the
+GitHub provider, against the fake GitHub in its own process (tests/fakes/github_process.py,
+serving the same repository; issue 15's goal is stated for it), and once to the receiver on
+the git provider, whose every first delivery runs a `git fetch` of the clone (that child's own
+CPU, reaped by the worker, is printed beside). Each load is split into BENCH_ROUNDS rounds run
+in turn, so other jobs on a shared machine weigh on all four alike.
 """
 
 from __future__ import annotations
@@ -29,6 +33,11 @@ import redis
 import requests
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from tests.fakes import BareRepo  # noqa: E402
+from tests.fakes.github_process import GitHubProcess  # noqa: E402
+
 BIN = Path(sys.executable).parent
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "3000"))
 THREADS = int(os.environ.get("BENCH_THREADS", "4"))
@@ -162,12 +171,14 @@ class Figures:
         self.errors = 0
         self.elapsed = 0.0
         self.cpu = 0.0
+        self.child_cpu = 0.0
 
     def measure(self, url: str, pid: int, payloads: list[bytes]) -> None:
         """Post one round's payloads, adding their latencies and the server's CPU seconds."""
-        before = cpu_seconds(pid)
+        before, children = cpu_seconds(pid), cpu_seconds(pid, reaped=True)
         latencies, errors, elapsed = load(url, payloads)
         self.cpu += cpu_seconds(pid) - before
+        self.child_cpu += cpu_seconds(pid, reaped=True) - children
         self.latencies += latencies
         self.errors += errors
         self.elapsed += elapsed
@@ -180,6 +191,7 @@ class Figures:
             "p99_ms": 1000 * ordered[int(0.99 * (len(ordered) - 1))],
             "errors": self.errors,
             "cpu_per_1000": self.cpu * 1000 / max(len(ordered), 1),
+            "child_cpu_per_1000": self.child_cpu * 1000 / max(len(ordered), 1),
         }
 
 
@@ -202,15 +214,20 @@ def family(pid: int) -> list[int]:
     return out
 
 
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of the server's master and workers."""
+def cpu_seconds(pid: int, reaped: bool = False) -> float:
+    """utime + stime of the server's master and workers (`reaped`: of the children they reaped).
+
+    The reaped children of a worker are its git runs; the master's are workers that ended,
+    none during a load.
+    """
     total = 0
+    first = 13 if reaped else 11  # cutime, cstime (fields 16 and 17); utime, stime (14 and 15)
     for member in family(pid):
         try:
             fields = Path(f"/proc/{member}/stat").read_text().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14 and 15)
+        total += int(fields[first]) + int(fields[first + 1])
     return total / TICKS
 
 
@@ -295,6 +312,32 @@ def receiver_env(tmp: Path, repo: str, services: int) -> dict[str, str]:
     }
 
 
+FIRST_GITHUB = "receiver, first deliveries, GitHub fake"
+FIRST_GIT = "receiver, first deliveries, git provider"
+GITHUB_REPO = "acme/gitops"
+TOKEN = "ghp_bench_token"
+
+
+def github_env(tmp: Path, env: dict[str, str], api_url: str) -> dict[str, str]:
+    """The receiver's environment on the GitHub provider: the same 4 services, the fake's API."""
+    config = tmp / "services-github.yml"
+    config.write_text(
+        "services:\n"
+        + "".join(
+            f"  svc{i}: {{gitops: {{repo: {GITHUB_REPO}, path: k8s/svc{i}}}}}\n" for i in range(4)
+        )
+    )
+    return {
+        **env,
+        "ROLLBACK_CONFIG": str(config),
+        "GITOPS_PROVIDER": "github",
+        "GITHUB_API_URL": api_url,
+        "GITOPS_TOKEN": TOKEN,
+        "REDIS_PREFIX": "bench-github:",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp / "metrics-github"),
+    }
+
+
 def main() -> None:
     client = redis.Redis.from_url(REDIS_URL)
     client.flushdb()
@@ -335,24 +378,42 @@ def main() -> None:
             env=env,
             stderr=subprocess.DEVNULL,
         )
-        servers = {"receiver": receiver, "bare": bare}
+        github = GitHubProcess(BareRepo(repo.removeprefix("file://")), GITHUB_REPO, TOKEN).start()
+        github_port = free_port()
+        on_github = subprocess.Popen(
+            [
+                str(BIN / "rollback-receiver"),
+                "serve",
+                "--bind",
+                f"127.0.0.1:{github_port}",
+                "--workers",
+                "2",
+            ],
+            env=github_env(tmp, env, github.base_url),
+            stderr=subprocess.DEVNULL,
+            cwd=ROOT,
+        )
+        servers = {"receiver": receiver, "github": on_github, "bare": bare}
         urls = {
             "receiver": f"http://127.0.0.1:{receiver_port}",
+            "github": f"http://127.0.0.1:{github_port}",
             "bare": f"http://127.0.0.1:{bare_port}",
         }
-        measured = {name: Figures() for name in ("receiver", "receiver, first deliveries", "bare")}
         loads = {
             "receiver": ("receiver", payloads),
-            "receiver, first deliveries": ("receiver", first_deliveries()),
+            FIRST_GITHUB: ("github", first_deliveries()),
+            FIRST_GIT: ("receiver", first_deliveries()),
             "bare": ("bare", payloads),
         }
+        measured = {name: Figures() for name in loads}
         try:
             for name, proc in servers.items():
                 wait_ready(urls[name], proc)
                 load(urls[name], payloads[:200])  # warm-up (the receiver: episodes recorded)
             order = list(measured)
-            for round_ in range(ROUNDS):  # interleaved: other jobs on the machine hit all three
-                for name in order[round_ % 3 :] + order[: round_ % 3]:
+            for round_ in range(ROUNDS):  # interleaved: other jobs on the machine hit all four
+                turn = round_ % len(order)
+                for name in order[turn:] + order[:turn]:
                     server, bodies_of = loads[name]
                     measured[name].measure(
                         urls[server], servers[server].pid, bodies_of[round_::ROUNDS]
@@ -360,7 +421,9 @@ def main() -> None:
             rss = worker_rss_mb(receiver.pid)
         finally:
             stop(receiver)
+            stop(on_github)
             stop(bare)
+            github.stop()
         results = {name: figures.summary() for name, figures in measured.items()}
     client.flushdb()
     print(
@@ -368,19 +431,22 @@ def main() -> None:
         f"{THREADS} client threads, 2 gunicorn workers, {os.cpu_count()} cores"
     )
     print(
-        f"{'server':<28} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} {'CPU s/1000':>10}"
+        f"{'server, load':<42} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'errors':>7} "
+        f"{'CPU s/1000':>10} {'git s/1000':>10}"
     )
     for name, r in results.items():
         print(
-            f"{name:<28} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
-            f"{r['errors']:>7.0f} {r['cpu_per_1000']:>10.2f}"
+            f"{name:<42} {r['rps']:>8.0f} {r['p50_ms']:>8.2f} {r['p99_ms']:>8.2f} "
+            f"{r['errors']:>7.0f} {r['cpu_per_1000']:>10.2f} {r['child_cpu_per_1000']:>10.2f}"
         )
     bare_cpu = results["bare"]["cpu_per_1000"] or 1e-9
+    ratio = {name: r["cpu_per_1000"] / bare_cpu for name, r in results.items()}
     print(
         f"server CPU per 1,000 deliveries (master + workers, /proc utime+stime): repeats "
-        f"x{results['receiver']['cpu_per_1000'] / bare_cpu:.2f} the bare app (goal <= 1.5), "
-        f"first deliveries x{results['receiver, first deliveries']['cpu_per_1000'] / bare_cpu:.2f}"
-        f" (goal <= 4)"
+        f"x{ratio['receiver']:.2f} the bare app (goal <= 1.5), first deliveries with the GitHub "
+        f"fake x{ratio[FIRST_GITHUB]:.2f} (goal <= 4); with the git provider "
+        f"x{ratio[FIRST_GIT]:.2f}, and its git fetches' own CPU "
+        f"{results[FIRST_GIT]['child_cpu_per_1000']:.2f} s a 1,000 (no goal)"
     )
     print(
         f"RSS per worker after {2 * REQUESTS + 200} deliveries: "
