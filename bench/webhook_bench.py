@@ -378,35 +378,37 @@ def main() -> None:
             env=env,
             stderr=subprocess.DEVNULL,
         )
-        github = GitHubProcess(BareRepo(repo.removeprefix("file://")), GITHUB_REPO, TOKEN).start()
-        github_port = free_port()
-        on_github = subprocess.Popen(
-            [
-                str(BIN / "rollback-receiver"),
-                "serve",
-                "--bind",
-                f"127.0.0.1:{github_port}",
-                "--workers",
-                "2",
-            ],
-            env=github_env(tmp, env, github.base_url),
-            stderr=subprocess.DEVNULL,
-            cwd=ROOT,
-        )
-        servers = {"receiver": receiver, "github": on_github, "bare": bare}
-        urls = {
-            "receiver": f"http://127.0.0.1:{receiver_port}",
-            "github": f"http://127.0.0.1:{github_port}",
-            "bare": f"http://127.0.0.1:{bare_port}",
-        }
-        loads = {
-            "receiver": ("receiver", payloads),
-            FIRST_GITHUB: ("github", first_deliveries()),
-            FIRST_GIT: ("receiver", first_deliveries()),
-            "bare": ("bare", payloads),
-        }
-        measured = {name: Figures() for name in loads}
+        github = GitHubProcess(BareRepo(repo.removeprefix("file://")), GITHUB_REPO, TOKEN)
+        on_github: subprocess.Popen[bytes] | None = None
         try:
+            github.start()
+            github_port = free_port()
+            on_github = subprocess.Popen(
+                [
+                    str(BIN / "rollback-receiver"),
+                    "serve",
+                    "--bind",
+                    f"127.0.0.1:{github_port}",
+                    "--workers",
+                    "2",
+                ],
+                env=github_env(tmp, env, github.base_url),
+                stderr=subprocess.DEVNULL,
+                cwd=ROOT,
+            )
+            servers = {"receiver": receiver, "github": on_github, "bare": bare}
+            urls = {
+                "receiver": f"http://127.0.0.1:{receiver_port}",
+                "github": f"http://127.0.0.1:{github_port}",
+                "bare": f"http://127.0.0.1:{bare_port}",
+            }
+            loads = {
+                "receiver": ("receiver", payloads),
+                FIRST_GITHUB: ("github", first_deliveries()),
+                FIRST_GIT: ("receiver", first_deliveries()),
+                "bare": ("bare", payloads),
+            }
+            measured = {name: Figures() for name in loads}
             for name, proc in servers.items():
                 wait_ready(urls[name], proc)
                 load(urls[name], payloads[:200])  # warm-up (the receiver: episodes recorded)
@@ -421,7 +423,8 @@ def main() -> None:
             rss = worker_rss_mb(receiver.pid)
         finally:
             stop(receiver)
-            stop(on_github)
+            if on_github is not None:
+                stop(on_github)
             stop(bare)
             github.stop()
         results = {name: figures.summary() for name, figures in measured.items()}
