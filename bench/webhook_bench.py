@@ -402,10 +402,11 @@ def main() -> None:
                 "github": f"http://127.0.0.1:{github_port}",
                 "bare": f"http://127.0.0.1:{bare_port}",
             }
+            firsts = first_deliveries()  # the same posts to both (their Redis prefixes differ)
             loads = {
                 "receiver": ("receiver", payloads),
-                FIRST_GITHUB: ("github", first_deliveries()),
-                FIRST_GIT: ("receiver", first_deliveries()),
+                FIRST_GITHUB: ("github", firsts),
+                FIRST_GIT: ("receiver", firsts),
                 "bare": ("bare", payloads),
             }
             measured = {name: Figures() for name in loads}
